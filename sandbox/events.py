@@ -1,0 +1,94 @@
+"""Events: every state change a Stripe integration can observe is recorded here.
+
+Resource modules call :func:`emit` after they change an object. The event snapshots the object
+(``data.object``), records the API version and the request that caused it, is listable through
+``GET /v1/events``, and is handed to each of ``store.event_subscribers`` (webhook delivery
+subscribes there) without the emitter knowing who listens.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from sandbox import listing, objects
+from sandbox import params as P
+from sandbox.errors import resource_missing
+from sandbox.routing import ApiRequest, current_request, route
+from sandbox.store import Store
+
+# The version the sandbox speaks when a request names none (that of the stripe package we target).
+DEFAULT_API_VERSION = "2026-08-26.dahlia"
+
+
+def emit(store: Store, type: str, obj: dict, previous_attributes: dict | None = None, *, clock_id=None) -> dict:
+    """Record an event of ``type`` about ``obj`` (snapshotted now) and notify subscribers."""
+    req = current_request.get()
+    data = {"object": copy.deepcopy(obj)}
+    if previous_attributes is not None:
+        data["previous_attributes"] = copy.deepcopy(previous_attributes)
+    with store.lock:
+        event = objects.build(
+            "event",
+            id=store.new_id("evt"),
+            api_version=(req.stripe_version if req and req.stripe_version else DEFAULT_API_VERSION),
+            created=store.now(clock_id),
+            data=data,
+            livemode=False,
+            pending_webhooks=0,
+            request={
+                "id": req.request_id if req else None,
+                "idempotency_key": req.idempotency_key if req else None,
+            },
+            type=type,
+        )
+        store.insert(event)
+        for subscriber in list(store.event_subscribers):
+            subscriber(store, event)
+    return event
+
+
+@route("GET", "/v1/events")
+def list_events(req: ApiRequest) -> dict:
+    params = req.validate({**listing.LIST_PARAMS, "type": str, "types": P.ListOf(str), "delivery_success": bool})
+    wanted_types = set(params.get("types") or [])
+    single = params.get("type")
+    created = listing.created_filter(params.get("created"))
+
+    def matches(event: dict) -> bool:
+        if single and not _type_matches(single, event["type"]):
+            return False
+        if wanted_types and event["type"] not in wanted_types:
+            return False
+        return created(event)
+
+    return listing.paginate(params, filter(matches, req.store.all("event")), "/v1/events")
+
+
+def _type_matches(pattern: str, event_type: str) -> bool:
+    """Stripe lets ``type`` end in ``*`` (``customer.*``)."""
+    if pattern.endswith("*"):
+        return event_type.startswith(pattern[:-1])
+    return pattern == event_type
+
+
+@route("GET", "/v1/events/<event_id>")
+def retrieve_event(req: ApiRequest, event_id: str) -> dict:
+    req.validate({})
+    event = req.store.get("event", event_id)
+    if event is None:
+        raise resource_missing("event", event_id)
+    return event
+
+
+def previous_attributes(before: dict, after: dict) -> dict:
+    """Stripe's ``data.previous_attributes``: the old values of what changed (nested dicts only partly)."""
+    changed = {}
+    for key, old in before.items():
+        new = after.get(key)
+        if old == new:
+            continue
+        if isinstance(old, dict) and isinstance(new, dict) and key != "metadata":
+            changed[key] = previous_attributes(old, new)
+        else:
+            changed[key] = old
+    return changed

@@ -1,0 +1,25 @@
+"""The sandbox's API resources, one module each.
+
+A module registers its endpoints with :func:`sandbox.routing.route` when imported; adding a
+resource means writing its module and appending its name to :data:`MODULES`.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+MODULES = [
+    "sandbox.events",
+    "sandbox.resources.helpers",
+    "sandbox.resources.account",
+    "sandbox.resources.customers",
+    "sandbox.resources.products",
+    "sandbox.resources.prices",
+    "sandbox.resources.payment_methods",
+]
+
+
+def load_all() -> None:
+    """Import every resource module (idempotent: Python imports each once, so routes register once)."""
+    for name in MODULES:
+        importlib.import_module(name)
