@@ -1,0 +1,39 @@
+# The two commands of a fresh clone are `make run` and `make test`; everything else is a helper.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
+
+.PHONY: run test lint format lock bench sandbox clean
+
+$(STAMP): requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@rm -f $(VENV)/.installed-* && touch $@
+
+## run: web, worker, beat and the Stripe sandbox on embedded defaults, with a demo account
+run: $(STAMP)
+	@$(PY) -m config.devserver
+
+## test: the whole suite against PostgreSQL (DATABASE_URL) and Redis (CELERY_BROKER_URL)
+test: $(STAMP)
+	@$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	@$(PY) -m ruff check . && $(PY) -m ruff format --check .
+
+format: $(STAMP)
+	@$(PY) -m ruff check --fix . && $(PY) -m ruff format .
+
+## lock: re-pin requirements.txt after changing the ranges in pyproject.toml
+lock: $(STAMP)
+	@$(PY) -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
+	print('\n'.join(p['dependencies'] + p['optional-dependencies']['dev']))" > $(VENV)/requirements.in
+	@$(PY) -m pip install --quiet --upgrade -r $(VENV)/requirements.in && $(PY) -m pip freeze > requirements.txt
+
+sandbox: $(STAMP)
+	@$(PY) -m sandbox --port 12111
+
+clean:
+	rm -rf var $(VENV)

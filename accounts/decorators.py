@@ -1,0 +1,31 @@
+"""Page guards. Pages get the caller's membership from here, never from an id in the URL."""
+
+from functools import wraps
+
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import redirect
+
+from accounts.selectors import membership_current
+
+
+def request_membership(request):
+    """The logged-in user's current membership, looked up once per request."""
+    if not hasattr(request, "_tollbooth_membership"):
+        request._tollbooth_membership = membership_current(user=request.user)
+    return request._tollbooth_membership
+
+
+def account_required(view):
+    """Logged in and inside an account; a user without one is sent to onboarding."""
+
+    @login_required
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        membership = request_membership(request)
+        if membership is None:
+            return redirect("onboarding")
+        request.membership = membership
+        request.account = membership.account
+        return view(request, *args, **kwargs)
+
+    return wrapper

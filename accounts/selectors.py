@@ -1,0 +1,41 @@
+"""Reads for accounts. Every caller-facing read is scoped to the caller's own account here."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from accounts.models import Account, AccountStatus, ApiKey, AuditLog, Membership, User
+
+
+def membership_current(*, user: User) -> Membership | None:
+    """The membership a logged-in user works in: their oldest active one (account switching comes later)."""
+    if not user or not user.is_authenticated:
+        return None
+    return (
+        Membership.objects.select_related("account")
+        .filter(user=user, is_active=True)
+        .order_by("created_at", "pk")
+        .first()
+    )
+
+
+def account_for_user(*, user: User) -> Account | None:
+    membership = membership_current(user=user)
+    return membership.account if membership else None
+
+
+def api_keys_for_account(*, account: Account) -> QuerySet[ApiKey]:
+    return ApiKey.objects.filter(account=account).order_by("-created_at")
+
+
+def audit_log_for_account(*, account: Account, limit: int = 50) -> QuerySet[AuditLog]:
+    return AuditLog.objects.filter(account=account).select_related("actor")[:limit]
+
+
+def trial_days_left(*, account: Account) -> int | None:
+    """Whole days until the trial ends (0 on its last day), or None outside a trial."""
+    if account.status != AccountStatus.TRIALING or account.trial_ends_at is None:
+        return None
+    remaining = account.trial_ends_at - timezone.now()
+    return max(0, remaining.days + (1 if remaining.seconds else 0))

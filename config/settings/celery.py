@@ -1,0 +1,13 @@
+"""Celery: the broker comes from CELERY_BROKER_URL; environments set the default."""
+
+from config.env import env_bool
+
+CELERY_TIMEZONE = "UTC"
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_RESULT_BACKEND = None  # tasks write their outcome to the database; nothing reads results
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # tasks are short and some are long batch jobs: no hoarding
+CELERY_BEAT_SCHEDULE: dict = {}
