@@ -1,3 +1,3 @@
-from tests.sandbox.fixtures import client, sandbox, sandbox_server
+from tests.sandbox.fixtures import sandbox, sandbox_server, stripe_client
 
-__all__ = ["client", "sandbox", "sandbox_server"]
+__all__ = ["sandbox", "sandbox_server", "stripe_client"]

@@ -107,5 +107,5 @@ def sandbox(sandbox_server):
 
 
 @pytest.fixture
-def client(sandbox) -> stripe.StripeClient:
+def stripe_client(sandbox) -> stripe.StripeClient:
     return sandbox.client()

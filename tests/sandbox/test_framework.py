@@ -28,30 +28,30 @@ def test_basic_auth_with_key_as_username_is_accepted(sandbox):
     assert reply.body["object"] == "list"
 
 
-def test_unknown_url_is_stripes_404(client):
+def test_unknown_url_is_stripes_404(stripe_client):
     with pytest.raises(stripe.InvalidRequestError) as info:
-        client.raw_request("get", "/v1/nothing_here")
+        stripe_client.raw_request("get", "/v1/nothing_here")
     assert info.value.http_status == 404
     assert "Unrecognized request URL" in info.value.user_message
 
 
-def test_resource_missing(client):
+def test_resource_missing(stripe_client):
     with pytest.raises(stripe.InvalidRequestError) as info:
-        client.v1.customers.retrieve("cus_doesnotexist")
+        stripe_client.v1.customers.retrieve("cus_doesnotexist")
     assert info.value.http_status == 404
     assert info.value.code == "resource_missing"
     assert info.value.param == "id"
 
 
-def test_parameter_unknown(client):
+def test_parameter_unknown(stripe_client):
     with pytest.raises(stripe.InvalidRequestError) as info:
-        client.v1.customers.create(params={"emali": "typo@example.com"})
+        stripe_client.v1.customers.create(params={"emali": "typo@example.com"})
     assert (info.value.http_status, info.value.code, info.value.param) == (400, "parameter_unknown", "emali")
 
 
-def test_nested_parameter_unknown_is_named_with_brackets(client):
+def test_nested_parameter_unknown_is_named_with_brackets(stripe_client):
     with pytest.raises(stripe.InvalidRequestError) as info:
-        client.v1.prices.create(
+        stripe_client.v1.prices.create(
             params={"currency": "usd", "unit_amount": 5, "product_data": {"name": "X"}, "recurring": {"every": "x"}}
         )
     assert (info.value.code, info.value.param) == ("parameter_unknown", "recurring[every]")
@@ -67,9 +67,9 @@ def test_parameter_invalid_integer(sandbox):
     assert info.value.code == "parameter_invalid_integer"
 
 
-def test_parameter_missing(client):
+def test_parameter_missing(stripe_client):
     with pytest.raises(stripe.InvalidRequestError) as info:
-        client.v1.products.create(params={"description": "no name"})  # type: ignore[typeddict-item]
+        stripe_client.v1.products.create(params={"description": "no name"})  # type: ignore[typeddict-item]
     assert (info.value.http_status, info.value.code, info.value.param) == (400, "parameter_missing", "name")
 
 
@@ -81,19 +81,19 @@ def test_error_body_has_stripes_shape(sandbox):
     assert reply.headers["Request-Id"].startswith("req_")
 
 
-def test_same_idempotency_key_and_params_replays_the_response(client):
+def test_same_idempotency_key_and_params_replays_the_response(stripe_client):
     options = {"idempotency_key": "signup-42"}
-    first = client.v1.customers.create(params={"email": "once@example.com"}, options=options)
-    again = client.v1.customers.create(params={"email": "once@example.com"}, options=options)
+    first = stripe_client.v1.customers.create(params={"email": "once@example.com"}, options=options)
+    again = stripe_client.v1.customers.create(params={"email": "once@example.com"}, options=options)
     assert again.id == first.id
     assert again.last_response.headers["Idempotent-Replayed"] == "true"
-    assert len(client.v1.customers.list().data) == 1
+    assert len(stripe_client.v1.customers.list().data) == 1
 
 
-def test_same_idempotency_key_with_other_params_is_refused(client):
-    client.v1.customers.create(params={"email": "a@example.com"}, options={"idempotency_key": "k-1"})
+def test_same_idempotency_key_with_other_params_is_refused(stripe_client):
+    stripe_client.v1.customers.create(params={"email": "a@example.com"}, options={"idempotency_key": "k-1"})
     with pytest.raises(stripe.IdempotencyError) as info:
-        client.v1.customers.create(params={"email": "b@example.com"}, options={"idempotency_key": "k-1"})
+        stripe_client.v1.customers.create(params={"email": "b@example.com"}, options={"idempotency_key": "k-1"})
     assert info.value.http_status == 400
 
 
@@ -104,10 +104,10 @@ def test_idempotency_keys_are_scoped_per_api_key(sandbox):
     assert first.id != second.id
 
 
-def test_validation_failures_are_not_saved_for_replay(client):
+def test_validation_failures_are_not_saved_for_replay(stripe_client):
     with pytest.raises(stripe.InvalidRequestError):
-        client.v1.products.create(params={"name": "X", "colour": "red"}, options={"idempotency_key": "p-1"})  # type: ignore[typeddict-unknown-key]
-    product = client.v1.products.create(params={"name": "X"}, options={"idempotency_key": "p-1"})
+        stripe_client.v1.products.create(params={"name": "X", "colour": "red"}, options={"idempotency_key": "p-1"})  # type: ignore[typeddict-unknown-key]
+    product = stripe_client.v1.products.create(params={"name": "X"}, options={"idempotency_key": "p-1"})
     assert product.name == "X"
 
 
@@ -132,73 +132,75 @@ def test_bracketed_params_are_decoded_in_form_bodies_and_query_strings(sandbox):
     assert [c["id"] for c in listed.body["data"]] == [created.body["id"]]
 
 
-def test_empty_string_unsets_a_field(client):
-    customer = client.v1.customers.create(params={"name": "Ada", "metadata": {"a": "1", "b": "2"}})
-    updated = client.v1.customers.update(customer.id, params={"name": "", "metadata": {"a": ""}})
+def test_empty_string_unsets_a_field(stripe_client):
+    customer = stripe_client.v1.customers.create(params={"name": "Ada", "metadata": {"a": "1", "b": "2"}})
+    updated = stripe_client.v1.customers.update(customer.id, params={"name": "", "metadata": {"a": ""}})
     assert updated.name is None
     assert updated.metadata.to_dict() == {"b": "2"}
 
 
-def test_pagination_pages_newest_first_with_cursors(client):
-    ids = [client.v1.products.create(params={"name": f"P{i}"}).id for i in range(7)]
+def test_pagination_pages_newest_first_with_cursors(stripe_client):
+    ids = [stripe_client.v1.products.create(params={"name": f"P{i}"}).id for i in range(7)]
     newest_first = list(reversed(ids))
-    page = client.v1.products.list(params={"limit": 3})
+    page = stripe_client.v1.products.list(params={"limit": 3})
     assert [p.id for p in page.data] == newest_first[:3]
     assert page.has_more is True
     assert page.url == "/v1/products"
-    page2 = client.v1.products.list(params={"limit": 3, "starting_after": page.data[-1].id})
+    page2 = stripe_client.v1.products.list(params={"limit": 3, "starting_after": page.data[-1].id})
     assert [p.id for p in page2.data] == newest_first[3:6]
-    last = client.v1.products.list(params={"limit": 3, "starting_after": page2.data[-1].id})
+    last = stripe_client.v1.products.list(params={"limit": 3, "starting_after": page2.data[-1].id})
     assert [p.id for p in last.data] == newest_first[6:]
     assert last.has_more is False
-    before = client.v1.products.list(params={"limit": 2, "ending_before": newest_first[3]})
+    before = stripe_client.v1.products.list(params={"limit": 2, "ending_before": newest_first[3]})
     assert [p.id for p in before.data] == newest_first[1:3]
     assert before.has_more is True
-    assert [p.id for p in client.v1.products.list(params={"limit": 2}).auto_paging_iter()] == newest_first
+    assert [p.id for p in stripe_client.v1.products.list(params={"limit": 2}).auto_paging_iter()] == newest_first
 
 
-def test_limit_out_of_range_is_refused(client):
+def test_limit_out_of_range_is_refused(stripe_client):
     with pytest.raises(stripe.InvalidRequestError) as info:
-        client.v1.products.list(params={"limit": 101})
+        stripe_client.v1.products.list(params={"limit": 101})
     assert info.value.param == "limit"
 
 
-def test_expand_replaces_ids_with_objects(client):
-    price = client.v1.prices.create(params={"currency": "usd", "unit_amount": 900, "product_data": {"name": "Basic"}})
-    fetched = client.v1.prices.retrieve(price.id, params={"expand": ["product", "tiers"]})
+def test_expand_replaces_ids_with_objects(stripe_client):
+    price = stripe_client.v1.prices.create(
+        params={"currency": "usd", "unit_amount": 900, "product_data": {"name": "Basic"}}
+    )
+    fetched = stripe_client.v1.prices.retrieve(price.id, params={"expand": ["product", "tiers"]})
     assert fetched.product.object == "product"
-    listed = client.v1.prices.list(params={"expand": ["data.product"]})
+    listed = stripe_client.v1.prices.list(params={"expand": ["data.product"]})
     assert listed.data[0].product.name == "Basic"
 
 
-def test_events_record_changes_and_filter(client):
-    customer = client.v1.customers.create(params={"email": "ev@example.com"})
-    client.v1.customers.update(customer.id, params={"name": "Eve"})
-    client.v1.products.create(params={"name": "Thing"})
-    events = client.v1.events.list()
+def test_events_record_changes_and_filter(stripe_client):
+    customer = stripe_client.v1.customers.create(params={"email": "ev@example.com"})
+    stripe_client.v1.customers.update(customer.id, params={"name": "Eve"})
+    stripe_client.v1.products.create(params={"name": "Thing"})
+    events = stripe_client.v1.events.list()
     assert [e.type for e in events.data] == ["product.created", "customer.updated", "customer.created"]
     updated = events.data[1]
     assert updated.data.object.name == "Eve"
     assert updated.data.previous_attributes.to_dict() == {"name": None}
     assert updated["request"]["idempotency_key"]
     assert updated.api_version
-    assert [e.type for e in client.v1.events.list(params={"type": "customer.*"}).data] == [
+    assert [e.type for e in stripe_client.v1.events.list(params={"type": "customer.*"}).data] == [
         "customer.updated",
         "customer.created",
     ]
-    only = client.v1.events.list(params={"types": ["product.created"]})
+    only = stripe_client.v1.events.list(params={"types": ["product.created"]})
     assert [e.type for e in only.data] == ["product.created"]
-    assert client.v1.events.retrieve(updated.id).id == updated.id
-    future = client.v1.events.list(params={"created": {"gt": updated.created + 3600}})
+    assert stripe_client.v1.events.retrieve(updated.id).id == updated.id
+    future = stripe_client.v1.events.list(params={"created": {"gt": updated.created + 3600}})
     assert future.data == []
 
 
-def test_reset_and_state_helpers(sandbox, client):
-    client.v1.customers.create(params={"email": "x@example.com"})
+def test_reset_and_state_helpers(sandbox, stripe_client):
+    stripe_client.v1.customers.create(params={"email": "x@example.com"})
     state = sandbox.request("GET", "/_sandbox/state", api_key=None).body
     assert len(state["tables"]["customer"]) == 1
     sandbox.reset()
-    assert client.v1.customers.list().data == []
+    assert stripe_client.v1.customers.list().data == []
 
 
 def test_concurrent_requests_are_all_served(sandbox):
@@ -207,9 +209,9 @@ def test_concurrent_requests_are_all_served(sandbox):
 
     def work():
         try:
-            client = sandbox.client()
+            stripe_client = sandbox.client()
             for _ in range(10):
-                created.append(client.v1.customers.create(params={"email": "many@example.com"}).id)
+                created.append(stripe_client.v1.customers.create(params={"email": "many@example.com"}).id)
         except BaseException as exc:  # collected and asserted on below
             failures.append(exc)
 
