@@ -21,6 +21,8 @@ urlpatterns = [
     path("settings/api-keys/", accounts_views.api_keys, name="api_keys"),
     path("settings/api-keys/<int:key_id>/revoke/", accounts_views.api_key_revoke, name="api_key_revoke"),
     path("admin/", admin.site.urls),
+    # dj-stripe's signed webhook endpoint: /stripe/webhook/<uuid of a djstripe.WebhookEndpoint>/
+    path("stripe/", include("djstripe.urls", namespace="djstripe")),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-docs"),

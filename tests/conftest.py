@@ -33,6 +33,16 @@ def pytest_configure(config):
         )
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Rate-limit counters live in the cache: each test starts with none."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 class Persona:
     """A user with a role in an account, and clients logged in as them."""
 
