@@ -415,6 +415,14 @@ def create_charge(store: Store, pi: dict, pm: dict, outcome: cards.Outcome) -> d
     store.insert(charge)
     store.meta_for(charge_id)["clock_id"] = clock_id
     emit(store, "charge.succeeded" if ok else "charge.failed", charge, clock_id=clock_id)
+    if ok and card.dispute_reason:
+        from sandbox.resources.disputes import create_dispute
+
+        create_dispute(store, charge, card.dispute_reason)
+    if ok and card.early_fraud_warning:
+        from sandbox.resources.early_fraud_warnings import create_warning
+
+        create_warning(store, charge)
     return charge
 
 

@@ -16,6 +16,13 @@ MODULES = [
     "sandbox.resources.products",
     "sandbox.resources.prices",
     "sandbox.resources.payment_methods",
+    "sandbox.resources.payment_intents",
+    "sandbox.resources.setup_intents",
+    "sandbox.resources.charges",
+    "sandbox.resources.refunds",
+    "sandbox.resources.disputes",
+    "sandbox.resources.early_fraud_warnings",
+    "sandbox.pages.three_d_secure",
 ]
 
 
