@@ -18,6 +18,7 @@ from django.utils.text import slugify
 
 from accounts.errors import Conflict, DomainError, NotAllowed
 from accounts.models import Account, AccountStatus, ApiKey, AuditLog, Membership, Role, User
+from accounts.signals import account_provisioned
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ def account_provision(*, user: User, name: str, signup_ip: str | None, country: 
                     action="account.provisioned",
                     after={"name": name, "status": account.status, "trial_ends_at": account.trial_ends_at.isoformat()},
                 )
-                transaction.on_commit(partial(_enqueue_welcome, account.pk))
+                transaction.on_commit(partial(_after_provisioning, account.pk))
                 return account
         except IntegrityError:
             # Either a concurrent submit by the same user won (then return its account) or two new
@@ -116,10 +117,13 @@ def account_provision(*, user: User, name: str, signup_ip: str | None, country: 
     raise Conflict("Could not create the account; please try again.")
 
 
-def _enqueue_welcome(account_id: int) -> None:
+def _after_provisioning(account_id: int) -> None:
     from accounts.tasks import send_welcome_email  # tasks import services: import here, not at module load
 
     send_welcome_email.delay(account_id)
+    # Other apps (billing: the Stripe customer) start their own provisioning from this signal,
+    # so accounts depends on none of them.
+    account_provisioned.send(sender=Account, account_id=account_id)
 
 
 def account_send_welcome(*, account_id: int) -> bool:

@@ -44,7 +44,7 @@ def _manage(*args: str) -> None:
 def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.development")
     VAR.mkdir(exist_ok=True)
-    for folder in ("broker/out", "broker/processed"):
+    for folder in ("broker/out", "broker/processed", "broker/control"):
         (VAR / folder).mkdir(parents=True, exist_ok=True)
     children: list[subprocess.Popen] = []
 

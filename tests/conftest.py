@@ -6,6 +6,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from tests.factories import AccountFactory, MembershipFactory, UserFactory
+from tests.sandbox.fixtures import sandbox, sandbox_server, stripe_client  # noqa: F401  (fixtures)
 
 
 def pytest_configure(config):
@@ -31,6 +32,24 @@ def pytest_configure(config):
             f"Cannot reach PostgreSQL at DATABASE_URL (host {db['HOST']}:{db['PORT'] or 5432}): {first_line}",
             returncode=2,
         )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stripe_is_the_sandbox(sandbox_server):  # noqa: F811
+    """The product reaches Stripe through settings; for the whole session they name the sandbox."""
+    import stripe
+    from django.conf import settings
+
+    previous = (
+        settings.STRIPE_API_HOST if hasattr(settings, "STRIPE_API_HOST") else None,
+        settings.STRIPE_TEST_SECRET_KEY,
+        stripe.api_base,
+    )
+    settings.STRIPE_API_HOST = sandbox_server.base_url
+    settings.STRIPE_TEST_SECRET_KEY = sandbox_server.api_key
+    stripe.api_base = sandbox_server.base_url  # dj-stripe's own calls go through the module-level base
+    yield sandbox_server
+    settings.STRIPE_API_HOST, settings.STRIPE_TEST_SECRET_KEY, stripe.api_base = previous
 
 
 @pytest.fixture(autouse=True)
@@ -91,3 +110,13 @@ def outsider(db) -> Persona:
 @pytest.fixture
 def staff_user(db):
     return UserFactory(is_staff=True, is_superuser=True, email="ops@tollbooth.example")
+
+
+@pytest.fixture
+def catalog(db):
+    """The demo catalog. Its data migration ran once, but tests on a transactional database flush tables."""
+    from plans.demo_catalog import catalog_seed_demo
+    from plans.models import Entitlement, Plan, PlanPrice
+
+    catalog_seed_demo(Plan, PlanPrice, Entitlement)
+    return Plan.objects.order_by("rank")

@@ -30,6 +30,8 @@ INSTALLED_APPS = [
     "django_countries",
     "djstripe",
     "accounts",
+    "plans",
+    "billing",
 ]
 
 MIDDLEWARE = [
