@@ -23,6 +23,7 @@ MODULES = [
     "sandbox.resources.disputes",
     "sandbox.resources.early_fraud_warnings",
     "sandbox.pages.three_d_secure",
+    "sandbox.resources.webhook_endpoints",
 ]
 
 

@@ -1,0 +1,198 @@
+"""Webhook endpoints (``/v1/webhook_endpoints`` CRUD) and the delivery helpers under ``/_sandbox/``.
+
+``secret`` (``whsec_…``) is returned by create only, as on Stripe. Delivery itself is
+:mod:`sandbox.webhooks`; it subscribes to the store when the first endpoint is created.
+
+Helpers (no API key):
+
+- ``POST /_sandbox/webhook_endpoints/{id}/faults``: ``duplicate``, ``shuffle`` (+ ``shuffle_window``),
+  ``delay`` (seconds), ``drop_then_redeliver``; ``false``/``0``/empty turns one off, ``clear=true`` all.
+- ``GET /_sandbox/deliveries`` (``endpoint``, ``event``, ``type``): delivery attempts, oldest first.
+- ``POST /_sandbox/webhooks/flush`` (``timeout``, default 30 s): returns once every queue is empty.
+- ``POST /_sandbox/webhooks/config``: ``retry_base_seconds``, ``max_attempts``, ``timeout_seconds``.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from sandbox import errors, listing, objects, webhooks
+from sandbox import params as P
+from sandbox.routing import ApiRequest, route
+
+CREATE_SCHEMA = {
+    "url": str,
+    "enabled_events": P.ListOf(str),
+    "description": str,
+    "metadata": P.METADATA,
+    "api_version": str,
+    "connect": bool,
+}
+UPDATE_SCHEMA = {
+    "url": str,
+    "enabled_events": P.ListOf(str),
+    "description": str,
+    "metadata": P.METADATA,
+    "disabled": bool,
+}
+
+
+def _get(req: ApiRequest, endpoint_id: str) -> dict:
+    endpoint = req.store.get("webhook_endpoint", endpoint_id)
+    if endpoint is None:
+        raise errors.resource_missing("webhook_endpoint", endpoint_id, "webhook_endpoint")
+    return endpoint
+
+
+def _check_url(url: str) -> None:
+    if not url.startswith(("http://", "https://")):
+        raise errors.invalid_request(
+            "Invalid URL: URL must be publicly accessible and use http(s).", "url", "url_invalid"
+        )
+
+
+@route("POST", "/v1/webhook_endpoints")
+def create(req: ApiRequest) -> dict:
+    params = req.validate(CREATE_SCHEMA)
+    P.require(params, "url", "enabled_events")
+    _check_url(params["url"])
+    if not params["enabled_events"]:
+        raise errors.parameter_missing("enabled_events")
+    store = req.store
+    webhooks.attach(store)
+    endpoint = objects.build(
+        "webhook_endpoint",
+        id=store.new_id("we"),
+        api_version=params.get("api_version"),
+        application=None,
+        created=store.now(),
+        description=params.get("description"),
+        enabled_events=params["enabled_events"],
+        livemode=False,
+        metadata=P.apply_metadata({}, params.get("metadata")),
+        status="enabled",
+        url=params["url"],
+    )
+    store.insert(endpoint)
+    secret = "whsec_" + secrets.token_hex(16)
+    store.meta_for(endpoint["id"])["secret"] = secret
+    return {**endpoint, "secret": secret}
+
+
+@route("GET", "/v1/webhook_endpoints/<endpoint_id>")
+def retrieve(req: ApiRequest, endpoint_id: str) -> dict:
+    req.validate({})
+    return _get(req, endpoint_id)
+
+
+@route("POST", "/v1/webhook_endpoints/<endpoint_id>")
+def update(req: ApiRequest, endpoint_id: str) -> dict:
+    params = req.validate(UPDATE_SCHEMA)
+    endpoint = _get(req, endpoint_id)
+    if params.get("url"):
+        _check_url(params["url"])
+        endpoint["url"] = params["url"]
+    if params.get("enabled_events"):
+        endpoint["enabled_events"] = params["enabled_events"]
+    if "description" in params:
+        endpoint["description"] = params["description"]
+    if "metadata" in params:
+        endpoint["metadata"] = P.apply_metadata(endpoint["metadata"], params["metadata"])
+    if params.get("disabled") is not None:
+        endpoint["status"] = "disabled" if params["disabled"] else "enabled"
+    return endpoint
+
+
+@route("DELETE", "/v1/webhook_endpoints/<endpoint_id>")
+def delete(req: ApiRequest, endpoint_id: str) -> dict:
+    req.validate({})
+    _get(req, endpoint_id)
+    req.store.delete("webhook_endpoint", endpoint_id)
+    return objects.deleted("webhook_endpoint", endpoint_id)
+
+
+@route("GET", "/v1/webhook_endpoints")
+def list_endpoints(req: ApiRequest) -> dict:
+    params = req.validate(listing.LIST_PARAMS)
+    return listing.paginate(params, req.store.all("webhook_endpoint"), "/v1/webhook_endpoints")
+
+
+# helpers
+
+FAULT_SCHEMA = {
+    "duplicate": bool,
+    "shuffle": bool,
+    "shuffle_window": P.ANY,
+    "delay": P.ANY,
+    "drop_then_redeliver": bool,
+    "clear": bool,
+}
+
+
+def _number(value, name: str) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise errors.invalid_request(f"Invalid number: {name}", name) from None
+
+
+@route("POST", "/_sandbox/webhook_endpoints/<endpoint_id>/faults", auth=False)
+def set_faults(req: ApiRequest, endpoint_id: str) -> dict:
+    params = req.validate(FAULT_SCHEMA)
+    _get(req, endpoint_id)
+    meta = req.store.meta_for(endpoint_id)
+    faults = {} if params.pop("clear", False) else dict(meta.get("faults") or {})
+    for name, value in params.items():
+        if name in ("delay", "shuffle_window"):
+            value = _number(value, name) if value not in (None, "") else 0
+        if value:
+            faults[name] = value
+        else:
+            faults.pop(name, None)
+    meta["faults"] = faults
+    return {"object": "sandbox.webhook_faults", "endpoint": endpoint_id, "faults": faults}
+
+
+@route("GET", "/_sandbox/deliveries", auth=False)
+def deliveries(req: ApiRequest) -> dict:
+    params = req.validate({"endpoint": str, "event": str, "type": str})
+    delivery = webhooks.attach(req.store)
+    delivery.check_reset()
+    with delivery.cond:
+        log = list(delivery.log)
+    data = [
+        entry
+        for entry in log
+        if all(not params.get(key) or entry[key] == params[key] for key in ("endpoint", "event", "type"))
+    ]
+    return {"object": "list", "data": data, "pending": delivery.pending()}
+
+
+@route("POST", "/_sandbox/webhooks/flush", auth=False)
+def flush(req: ApiRequest) -> dict:
+    params = req.validate({"timeout": P.ANY})
+    timeout = _number(params.get("timeout") or 30, "timeout")
+    delivery = webhooks.attach(req.store)
+    # Wait without the store lock: receivers may call the API while handling an event (dj-stripe does).
+    req.store.lock.release()
+    try:
+        done = delivery.flush(timeout)
+    finally:
+        req.store.lock.acquire()
+    if not done:
+        raise errors.StripeError(504, f"Webhook queues still busy after {timeout} s.", type="api_error")
+    return {"object": "sandbox.webhooks_flush", "pending": 0, "deliveries": len(delivery.log)}
+
+
+@route("POST", "/_sandbox/webhooks/config", auth=False)
+def config(req: ApiRequest) -> dict:
+    params = req.validate({"retry_base_seconds": P.ANY, "max_attempts": int, "timeout_seconds": P.ANY, "reset": bool})
+    delivery = webhooks.attach(req.store)
+    if params.get("reset"):
+        delivery.config = dict(webhooks.DEFAULTS)
+    for name in ("retry_base_seconds", "timeout_seconds"):
+        if params.get(name) is not None:
+            delivery.config[name] = _number(params[name], name)
+    if params.get("max_attempts") is not None:
+        delivery.config["max_attempts"] = max(1, params["max_attempts"])
+    return {"object": "sandbox.webhooks_config", **delivery.config}
