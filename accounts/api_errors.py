@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
+import stripe
 from django.http import JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from accounts.errors import DomainError
+
+logger = logging.getLogger(__name__)
 
 
 def _first_code(detail) -> str:
@@ -38,6 +43,14 @@ def exception_handler(exc, context):
     if isinstance(exc, DomainError):
         fields = {exc.field: [exc.message]} if exc.field else {}
         return Response(error_body(code=exc.code, message=exc.message, fields=fields), status=exc.status_code)
+
+    if isinstance(exc, stripe.StripeError):
+        # The payment provider failed or refused us (not the caller's input): say so, log it, keep it a 502.
+        logger.error("Stripe error in %s: %s", context.get("view").__class__.__name__, exc, exc_info=exc)
+        return Response(
+            error_body(code="payment_provider_error", message="Payments are unavailable right now; try again soon."),
+            status=status.HTTP_502_BAD_GATEWAY,
+        )
 
     response = drf_exception_handler(exc, context)
     if response is None:

@@ -6,4 +6,4 @@ class BillingConfig(AppConfig):
     verbose_name = "Billing"
 
     def ready(self):
-        from billing import receivers  # noqa: F401  (connects the provisioning receiver)
+        from billing import receivers, webhooks  # noqa: F401  (connect their signal receivers)

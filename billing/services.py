@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import logging
+import uuid
+from datetime import UTC, datetime, timedelta
 
+import stripe
+from django.conf import settings
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
 from djstripe import models as djstripe_models
 from djstripe.settings import djstripe_settings
 
-from accounts.models import Account
+from accounts.errors import Conflict, DomainError, NotAllowed
+from accounts.models import Account, AccountStatus
+from accounts.services import account_change_status, audit_record, require_manager
+from billing import selectors
+from billing.models import CheckoutAttempt, CheckoutStatus
 from billing.stripe_api import idempotent, stripe_api_key, stripe_client
+from plans.models import PlanPrice
 
 logger = logging.getLogger(__name__)
 
@@ -36,3 +48,215 @@ def customer_ensure(*, account: Account) -> djstripe_models.Customer:
         djstripe_models.Customer.objects.filter(pk=customer.pk).update(subscriber=account)
         customer.subscriber = account
     return customer
+
+
+# --- checkout --------------------------------------------------------------------------------------------
+
+CHECKOUT_LIFETIME = timedelta(minutes=30)  # Stripe's minimum; a merchant who walks away is unblocked soon
+# Stripe refuses a Checkout trial_end less than 48 hours away; a trial that ends sooner is charged now.
+MIN_TRIAL_LEFT_FOR_CHECKOUT = timedelta(hours=48)
+
+
+def checkout_start(*, account: Account, actor, plan_price: PlanPrice) -> CheckoutAttempt:
+    """Open a Stripe Checkout Session (subscription mode) for the account and return its attempt.
+
+    Only owners and admins may; not while a subscription binds the account; a repeat for the same price
+    while a session is open returns that session, another price expires it first. The account row is
+    locked for the duration, so concurrent starts are serialised.
+    """
+    require_manager(account=account, actor=actor)
+    if not (plan_price.is_active and plan_price.plan.is_active and plan_price.plan.is_public):
+        raise DomainError("This plan can't be chosen.", field="plan_price", code="plan_unavailable")
+    if not plan_price.stripe_price_id:
+        raise DomainError("This plan isn't available for sale yet.", field="plan_price", code="plan_unavailable")
+    if account.status in (AccountStatus.BLOCKED, AccountStatus.CLOSED):
+        raise NotAllowed("This account can't start a subscription; contact support.", code="account_not_allowed")
+
+    customer = customer_ensure(account=account)
+    with transaction.atomic():
+        Account.objects.select_for_update().get(pk=account.pk)
+        live = selectors.subscription_current(account=account)
+        if live is not None and live.stripe_data.get("status") in selectors.LIVE_STATUSES:
+            raise Conflict(
+                "This account already has a subscription; change its plan instead.", code="already_subscribed"
+            )
+        open_attempt = CheckoutAttempt.objects.filter(account=account, status=CheckoutStatus.OPEN).first()
+        now = timezone.now()
+        if open_attempt and open_attempt.expires_at and open_attempt.expires_at > now:
+            if open_attempt.plan_price_id == plan_price.pk:
+                return open_attempt
+            _checkout_expire(open_attempt)
+        elif open_attempt:
+            CheckoutAttempt.objects.filter(pk=open_attempt.pk).update(status=CheckoutStatus.EXPIRED)
+        attempt = CheckoutAttempt.objects.create(account=account, plan_price=plan_price, started_by=actor)
+        params = {
+            "mode": "subscription",
+            "customer": customer.id,
+            "client_reference_id": str(account.pk),
+            "line_items": [{"price": plan_price.stripe_price_id, "quantity": 1}],
+            "success_url": f"{settings.SITE_URL}/billing/checkout/success/?session_id={{CHECKOUT_SESSION_ID}}",
+            "cancel_url": f"{settings.SITE_URL}/billing/checkout/cancelled/",
+            "expires_at": int((now + CHECKOUT_LIFETIME).timestamp()),
+            "metadata": {"account_id": str(account.pk), "checkout_attempt_id": str(attempt.pk)},
+            "subscription_data": {"metadata": {"account_id": str(account.pk)}},
+        }
+        trial_left = (account.trial_ends_at - now) if account.trial_ends_at else None
+        if account.status == AccountStatus.TRIALING and trial_left and trial_left >= MIN_TRIAL_LEFT_FOR_CHECKOUT:
+            # Honour the trial: the card is taken now, the first charge happens when the trial ends.
+            params["subscription_data"]["trial_end"] = int(account.trial_ends_at.timestamp())
+        session = stripe_client().v1.checkout.sessions.create(
+            params=params, options=idempotent(attempt.idempotency_key)
+        )
+        attempt.status = CheckoutStatus.OPEN
+        attempt.stripe_session_id = session.id
+        attempt.url = session.url
+        attempt.expires_at = datetime.fromtimestamp(session.expires_at, tz=UTC)
+        attempt.save(update_fields=["status", "stripe_session_id", "url", "expires_at"])
+        audit_record(
+            account=account,
+            actor=actor,
+            action="checkout.started",
+            target=f"checkout:{attempt.pk}",
+            after={"plan": plan_price.plan.code, "interval": plan_price.interval, "session": session.id},
+        )
+    return attempt
+
+
+def _checkout_expire(attempt: CheckoutAttempt) -> None:
+    try:
+        stripe_client().v1.checkout.sessions.expire(
+            attempt.stripe_session_id, options=idempotent(f"checkout:attempt:{attempt.pk}:expire")
+        )
+    except stripe.InvalidRequestError as error:
+        # Already completed at Stripe: the webhook is on its way; do not open a second session.
+        session = stripe_client().v1.checkout.sessions.retrieve(attempt.stripe_session_id)
+        if session.status == "complete":
+            raise Conflict("A checkout for this account has just completed.", code="already_subscribed") from error
+        if session.status != "expired":
+            raise
+    CheckoutAttempt.objects.filter(pk=attempt.pk).update(status=CheckoutStatus.EXPIRED)
+
+
+# --- reactions to Stripe's events --------------------------------------------------------------------------
+# A handler never trusts the event's payload or order: it re-reads the object from Stripe, refreshes the
+# mirror, and recomputes the account's status from the account's current subscription.
+
+ACCOUNT_STATUS_FOR_SUBSCRIPTION = {
+    "trialing": AccountStatus.ACTIVE,  # a plan chosen with a card on file; the trial runs out its days
+    "active": AccountStatus.ACTIVE,
+    "past_due": AccountStatus.PAST_DUE,
+    "unpaid": AccountStatus.SUSPENDED,
+    "canceled": AccountStatus.SUSPENDED,
+    "incomplete_expired": None,  # never started: the account keeps the status it had
+    "incomplete": None,
+    "paused": AccountStatus.SUSPENDED,
+}
+
+
+def _account_for_customer(customer_id: str | None) -> Account | None:
+    if not customer_id:
+        return None
+    customer = djstripe_models.Customer.objects.filter(id=customer_id).select_related("subscriber").first()
+    if customer is None:
+        data = stripe_client().v1.customers.retrieve(customer_id)
+        account_id = (data.get("metadata") or {}).get("account_id")
+        account = Account.objects.filter(pk=account_id).first() if account_id and str(account_id).isdigit() else None
+        if account is None:
+            return None
+        customer = djstripe_models.Customer.sync_from_stripe_data(data, api_key=stripe_api_key())
+        djstripe_models.Customer.objects.filter(pk=customer.pk).update(subscriber=account)
+        return account
+    return customer.subscriber
+
+
+def subscription_refresh(*, subscription_id: str) -> Account | None:
+    """Re-read a subscription from Stripe into the mirror and bring its account's status in line."""
+    data = stripe_client().v1.subscriptions.retrieve(subscription_id)
+    account = _account_for_customer(data.get("customer"))
+    if account is None:
+        logger.warning("Stripe subscription %s belongs to no Tollbooth account; ignored.", subscription_id)
+        return None
+    djstripe_models.Subscription.sync_from_stripe_data(data, api_key=stripe_api_key())
+    account_sync_status_from_subscription(account=account)
+    return account
+
+
+def invoice_refresh(*, invoice_id: str) -> Account | None:
+    data = stripe_client().v1.invoices.retrieve(invoice_id)
+    account = _account_for_customer(data.get("customer"))
+    if account is None:
+        logger.warning("Stripe invoice %s belongs to no Tollbooth account; ignored.", invoice_id)
+        return None
+    subscription_id = _invoice_subscription_id(data)
+    if subscription_id:
+        subscription_refresh(subscription_id=subscription_id)
+    djstripe_models.Invoice.sync_from_stripe_data(data, api_key=stripe_api_key())
+    return account
+
+
+def _invoice_subscription_id(invoice) -> str | None:
+    # Modern API: invoice.parent.subscription_details.subscription; older: invoice.subscription.
+    parent = invoice.get("parent") or {}
+    details = parent.get("subscription_details") or {}
+    subscription = details.get("subscription") or invoice.get("subscription")
+    return subscription.get("id") if isinstance(subscription, dict) else subscription
+
+
+def checkout_completed(*, session_id: str) -> Account | None:
+    """A Checkout Session completed: mark our attempt, mirror the subscription, activate the account."""
+    session = stripe_client().v1.checkout.sessions.retrieve(session_id)
+    account = _account_for_customer(session.get("customer"))
+    if account is None:
+        logger.warning("Checkout session %s belongs to no Tollbooth account; ignored.", session_id)
+        return None
+    CheckoutAttempt.objects.filter(stripe_session_id=session_id).exclude(status=CheckoutStatus.COMPLETED).update(
+        status=CheckoutStatus.COMPLETED, completed_at=timezone.now()
+    )
+    if session.get("subscription"):
+        subscription_refresh(subscription_id=session["subscription"])
+    return account
+
+
+def account_sync_status_from_subscription(*, account: Account) -> Account:
+    """Set the account's status from its current subscription (one audited transition, or nothing)."""
+    subscription = selectors.subscription_current(account=account)
+    if subscription is None:
+        return account
+    status = subscription.stripe_data.get("status")
+    target = ACCOUNT_STATUS_FOR_SUBSCRIPTION.get(status)
+    account.refresh_from_db(fields=["status"])
+    if target is None or account.status == target or account.status in (AccountStatus.BLOCKED, AccountStatus.CLOSED):
+        # Blocked and closed are staff decisions; Stripe's events don't undo them.
+        return account
+    return account_change_status(
+        account=account, to=target, actor=None, reason=f"Stripe subscription {subscription.id} is {status}"
+    )
+
+
+# --- webhook endpoint ------------------------------------------------------------------------------------
+
+
+def webhook_endpoint_ensure(*, base_url: str) -> djstripe_models.WebhookEndpoint:
+    """Register (once) a Stripe webhook endpoint delivering every event to dj-stripe's view at `base_url`.
+
+    The endpoint's uuid is derived from the base URL, so the create is idempotent and a re-run finds it.
+    """
+    base_url = base_url.rstrip("/")
+    endpoint_uuid = uuid.uuid5(uuid.NAMESPACE_URL, base_url)
+    existing = djstripe_models.WebhookEndpoint.objects.filter(djstripe_uuid=endpoint_uuid).first()
+    if existing and existing.secret:
+        return existing
+    url = base_url + reverse("djstripe:djstripe_webhook_by_uuid", kwargs={"uuid": endpoint_uuid})
+    data = stripe_client().v1.webhook_endpoints.create(
+        params={
+            "url": url,
+            "enabled_events": ["*"],
+            "api_version": djstripe_settings.STRIPE_API_VERSION,
+            "metadata": {"djstripe_uuid": str(endpoint_uuid)},
+        },
+        options=idempotent(f"webhook_endpoint:{endpoint_uuid}"),
+    )
+    endpoint = djstripe_models.WebhookEndpoint.sync_from_stripe_data(data, api_key=stripe_api_key())
+    djstripe_models.WebhookEndpoint.objects.filter(pk=endpoint.pk).update(secret=data["secret"])
+    endpoint.refresh_from_db()
+    return endpoint

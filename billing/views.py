@@ -1,0 +1,135 @@
+"""Billing pages: pricing (public and in-app), the account's billing page, and checkout's return pages."""
+
+from __future__ import annotations
+
+import logging
+
+import stripe
+from django.contrib import messages
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from accounts.decorators import account_required, request_membership
+from accounts.errors import DomainError
+from accounts.services import MANAGER_ROLES
+from billing import selectors, services
+from billing.stripe_api import stripe_client
+from plans.models import BillingInterval, PlanPrice
+from plans.selectors import annual_saving_cents, plans_public
+
+logger = logging.getLogger(__name__)
+
+
+def _forbidden(request):
+    return render(
+        request, "accounts/forbidden.html", {"reason": "Only the account's owners and admins see billing."}, status=403
+    )
+
+
+def pricing(request):
+    interval = request.GET.get("interval", BillingInterval.MONTH)
+    if interval not in BillingInterval.values:
+        interval = BillingInterval.MONTH
+    membership = request_membership(request) if request.user.is_authenticated else None
+    summary = selectors.subscription_summary(account=membership.account) if membership else None
+    plans = []
+    for plan in plans_public():
+        price = next((p for p in plan.prices.all() if p.interval == interval and p.currency == "usd"), None)
+        if price is None:
+            continue
+        plans.append(
+            {
+                "plan": plan,
+                "price": price,
+                "monthly_equivalent_cents": price.amount_cents // 12 if interval == "year" else price.amount_cents,
+                "saving_cents": annual_saving_cents(plan=plan),
+                "is_current": bool(summary and summary.plan_price and summary.plan_price.plan_id == plan.pk),
+            }
+        )
+    return render(
+        request,
+        "billing/pricing.html",
+        {
+            "plans": plans,
+            "interval": interval,
+            "membership": membership,
+            "can_buy": bool(membership and membership.role in MANAGER_ROLES),
+            "subscribed": bool(summary and summary.status in selectors.LIVE_STATUSES),
+        },
+    )
+
+
+@account_required
+def billing(request):
+    if request.membership.role not in MANAGER_ROLES:
+        return _forbidden(request)
+    account = request.account
+    summary = selectors.subscription_summary(account=account)
+    return render(
+        request,
+        "billing/billing.html",
+        {
+            "account": account,
+            "subscription": summary,
+            "card": selectors.default_card(account=account),
+            "invoices": selectors.invoices_for_account(account=account),
+            "upcoming": _upcoming_invoice(account, summary),
+        },
+    )
+
+
+def _upcoming_invoice(account, summary):
+    """Stripe's preview of the next invoice, or None when there is nothing to preview or Stripe is away."""
+    if summary is None or summary.status not in ("active", "trialing", "past_due"):
+        return None
+    customer = selectors.customer_for_account(account=account)
+    try:
+        preview = stripe_client().v1.invoices.create_preview(
+            params={"customer": customer.id, "subscription": summary.id}
+        )
+    except stripe.StripeError:
+        logger.warning("No invoice preview for account %s", account.pk, exc_info=True)
+        return None
+    return {
+        "amount_due": preview.amount_due,
+        "currency": preview.currency,
+        "date": preview.get("next_payment_attempt") or preview.get("period_end"),
+    }
+
+
+@account_required
+@require_POST
+def checkout_start(request):
+    if request.membership.role not in MANAGER_ROLES:
+        return _forbidden(request)
+    price = (
+        PlanPrice.objects.select_related("plan").filter(pk=request.POST.get("plan_price") or 0).first()
+        if str(request.POST.get("plan_price", "")).isdigit()
+        else None
+    )
+    if price is None:
+        messages.error(request, "Choose a plan first.")
+        return redirect("pricing")
+    try:
+        attempt = services.checkout_start(account=request.account, actor=request.user, plan_price=price)
+    except DomainError as error:
+        messages.error(request, error.message)
+        return redirect("pricing")
+    except stripe.StripeError:
+        logger.exception("Checkout could not start for account %s", request.account.pk)
+        messages.error(request, "Payments are unavailable right now; please try again in a minute.")
+        return redirect("pricing")
+    return redirect(attempt.url)
+
+
+@account_required
+def checkout_success(request):
+    summary = selectors.subscription_summary(account=request.account)
+    return render(
+        request, "billing/checkout_done.html", {"summary": summary, "outcome": "success", "waiting": summary is None}
+    )
+
+
+@account_required
+def checkout_cancelled(request):
+    return render(request, "billing/checkout_done.html", {"outcome": "cancelled"})

@@ -1,0 +1,39 @@
+"""dj-stripe webhook handlers: translate the event into an id and call one service.
+
+dj-stripe has already verified the signature and stored the event (unique on its id, so a duplicate
+delivery never reaches here twice); handlers run inside that transaction, so an error rolls the event
+back and Stripe redelivers it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.dispatch import receiver
+from djstripe.signals import WEBHOOK_SIGNALS
+
+from billing import services
+
+logger = logging.getLogger(__name__)
+
+
+def _object_id(event) -> str | None:
+    return (event.data or {}).get("object", {}).get("id")
+
+
+@receiver(WEBHOOK_SIGNALS["checkout.session.completed"])
+def on_checkout_session_completed(sender, event, **kwargs):
+    services.checkout_completed(session_id=_object_id(event))
+
+
+@receiver(WEBHOOK_SIGNALS["customer.subscription.created"])
+@receiver(WEBHOOK_SIGNALS["customer.subscription.updated"])
+@receiver(WEBHOOK_SIGNALS["customer.subscription.deleted"])
+def on_subscription_changed(sender, event, **kwargs):
+    services.subscription_refresh(subscription_id=_object_id(event))
+
+
+@receiver(WEBHOOK_SIGNALS["invoice.paid"])
+@receiver(WEBHOOK_SIGNALS["invoice.payment_failed"])
+def on_invoice_settled(sender, event, **kwargs):
+    services.invoice_refresh(invoice_id=_object_id(event))
