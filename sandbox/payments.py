@@ -157,6 +157,8 @@ def confirm_payment_intent(
             "payment_intent_unexpected_state",
         )
     pm = store.get("payment_method", pi["payment_method"])
+    # A 3-D Secure approval the customer just gave (in Checkout) covers the next payment with that card.
+    authenticated = authenticated or bool(store.meta_for(pm["id"]).pop("preauthorized", False))
     outcome = cards.charge_outcome(store, pm, off_session=off_session, authenticated=authenticated)
     if outcome.status == "declined" and outcome.decline.code == "authentication_required" and meta.get("invoice_id"):
         # Stripe Billing asks the customer to authenticate an invoice payment (invoice.payment_action_required).

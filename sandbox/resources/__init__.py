@@ -24,6 +24,8 @@ MODULES = [
     "sandbox.resources.early_fraud_warnings",
     "sandbox.pages.three_d_secure",
     "sandbox.resources.webhook_endpoints",
+    "sandbox.resources.checkout",
+    "sandbox.pages.checkout",
     "sandbox.billing.meters",
     "sandbox.billing.invoices",
     "sandbox.billing.subscriptions",

@@ -1,0 +1,438 @@
+"""Checkout sessions (``mode=subscription`` and ``mode=setup``) and their hosted payment page.
+
+- API: create, retrieve, list, expire, ``GET /v1/checkout/sessions/{id}/line_items``.
+- ``url`` is ``/_sandbox/checkout/{id}``: a plain HTML form (email, card number, expiry, CVC, name).
+  4242… completes the session and redirects (303) to ``success_url`` (``{CHECKOUT_SESSION_ID}``
+  substituted); a declining card re-shows the form with the decline message and the session stays
+  open; a 3-D Secure card shows ``/_sandbox/checkout/{id}/3ds`` first.
+- ``POST /_sandbox/checkout/{id}/complete`` (``card``, ``email``, ``name``, ``three_d_secure=complete|fail``)
+  does the same without HTML, answering JSON ``{"status", "error", "redirect_url", "session"}``.
+
+Completion: the customer (created with the typed email when the session named none) gets the card
+as default payment method; subscription mode creates the subscription through
+``sandbox.billing.subscriptions.create_subscription`` (``error_if_incomplete``: a declined first
+payment leaves the session open, as Checkout reports the decline); setup mode confirms a setup
+intent. Then ``checkout.session.completed`` is emitted, after the subscription's own events.
+"""
+
+from __future__ import annotations
+
+import copy
+import secrets
+
+from sandbox import cards, errors, listing, objects, payments
+from sandbox import params as P
+from sandbox.events import emit
+from sandbox.resources.payment_methods import attach, create_card_payment_method
+from sandbox.routing import ApiRequest, route
+from sandbox.store import Store
+
+DAY = 86400
+CREATE_SCHEMA = {
+    "mode": P.OneOf("subscription", "setup", "payment"),
+    "line_items": P.ListOf({"price": str, "quantity": int, "adjustable_quantity": P.ANY, "tax_rates": P.ANY}),
+    "customer": str,
+    "customer_email": str,
+    "client_reference_id": str,
+    "success_url": str,
+    "cancel_url": str,
+    "return_url": str,
+    "metadata": P.METADATA,
+    "currency": str,
+    "allow_promotion_codes": bool,
+    "subscription_data": {
+        "trial_period_days": int,
+        "trial_end": int,
+        "metadata": P.METADATA,
+        "description": str,
+        "trial_settings": P.ANY,
+        "billing_cycle_anchor": int,
+        "proration_behavior": str,
+        "default_tax_rates": P.ANY,
+    },
+    "setup_intent_data": {"metadata": P.METADATA, "description": str, "on_behalf_of": str},
+    "payment_method_types": P.ListOf(str),
+    "payment_method_collection": P.OneOf("always", "if_required"),
+    "expires_at": int,
+    "locale": str,
+    "billing_address_collection": P.OneOf("auto", "required"),
+    "customer_update": P.ANY,
+    "automatic_tax": P.ANY,
+    "tax_id_collection": P.ANY,
+    "consent_collection": P.ANY,
+    "ui_mode": P.OneOf("hosted"),
+    "customer_creation": P.OneOf("always", "if_required"),
+    "discounts": P.ANY,
+    "custom_text": P.ANY,
+    "submit_type": str,
+}
+
+
+def _get(store: Store, session_id: str) -> dict:
+    session = store.get("checkout.session", session_id)
+    if session is None:
+        raise errors.resource_missing("checkout.session", session_id, "session")
+    return session
+
+
+def success_redirect(session: dict) -> str | None:
+    url = session["success_url"]
+    return url.replace("{CHECKOUT_SESSION_ID}", session["id"]) if url else None
+
+
+@route("POST", "/v1/checkout/sessions")
+def create(req: ApiRequest) -> dict:
+    params = req.validate(CREATE_SCHEMA)
+    store = req.store
+    P.require(params, "mode")
+    mode = params["mode"]
+    if mode == "payment":
+        raise errors.invalid_request("The sandbox supports Checkout in subscription and setup mode only.", "mode")
+    P.require(params, "success_url")
+    customer = None
+    if params.get("customer"):
+        customer = store.get("customer", params["customer"])
+        if customer is None:
+            raise errors.resource_missing("customer", params["customer"], "customer")
+    line_items = []
+    currency = params.get("currency")
+    if mode == "subscription":
+        if not params.get("line_items"):
+            raise errors.parameter_missing("line_items")
+        for i, entry in enumerate(params["line_items"]):
+            price = store.get("price", entry.get("price") or "")
+            if price is None:
+                raise errors.resource_missing("price", entry.get("price"), f"line_items[{i}][price]")
+            if price["type"] != "recurring":
+                raise errors.invalid_request(
+                    "The sandbox's subscription-mode Checkout needs recurring prices.", f"line_items[{i}][price]"
+                )
+            quantity = entry.get("quantity") or 1
+            amount = (price["unit_amount"] or 0) * quantity
+            product = store.get("product", price["product"])
+            line_items.append(
+                objects.build(
+                    "item",
+                    id=store.new_id("li"),
+                    amount_discount=0,
+                    amount_subtotal=amount,
+                    amount_tax=0,
+                    amount_total=amount,
+                    currency=price["currency"],
+                    description=product["name"] if product else None,
+                    price=copy.deepcopy(price),
+                    quantity=quantity,
+                    metadata={},
+                    adjustable_quantity=None,
+                )
+            )
+        currency = line_items[0]["currency"]
+    elif not currency:
+        raise errors.parameter_missing("currency")
+    subtotal = sum(item["amount_subtotal"] for item in line_items)
+    trial = (params.get("subscription_data") or {}).get("trial_period_days") or (
+        params.get("subscription_data") or {}
+    ).get("trial_end")
+    now = store.now()
+    session_id = "cs_test_" + store.new_id("x", 58)[2:]
+    session = objects.build(
+        "checkout.session",
+        id=session_id,
+        after_expiration=None,
+        allow_promotion_codes=params.get("allow_promotion_codes"),
+        amount_subtotal=subtotal if mode == "subscription" else None,
+        amount_total=(0 if trial else subtotal) if mode == "subscription" else None,
+        automatic_tax={"enabled": False, "liability": None, "status": None, "provider": None},
+        billing_address_collection=params.get("billing_address_collection"),
+        cancel_url=params.get("cancel_url"),
+        client_reference_id=params.get("client_reference_id"),
+        client_secret=None,
+        consent=None,
+        consent_collection=None,
+        created=now,
+        currency=currency.lower() if currency else None,
+        custom_fields=[],
+        custom_text={
+            "after_submit": None,
+            "shipping_address": None,
+            "submit": None,
+            "terms_of_service_acceptance": None,
+        },
+        customer=customer["id"] if customer else None,
+        customer_creation=None if customer else "always",
+        customer_details=None,
+        customer_email=params.get("customer_email"),
+        expires_at=params.get("expires_at") or now + DAY,
+        invoice=None,
+        invoice_creation=None,
+        livemode=False,
+        locale=params.get("locale"),
+        metadata=P.apply_metadata({}, params.get("metadata")),
+        mode=mode,
+        payment_intent=None,
+        payment_link=None,
+        payment_method_collection="always" if mode == "subscription" else None,
+        payment_method_configuration_details=None,
+        payment_method_options={},
+        payment_method_types=["card"],
+        payment_status="no_payment_required" if mode == "setup" else "unpaid",
+        phone_number_collection={"enabled": False},
+        recovered_from=None,
+        saved_payment_method_options=None,
+        setup_intent=None,
+        shipping_address_collection=None,
+        shipping_cost=None,
+        shipping_options=[],
+        status="open",
+        submit_type=None,
+        subscription=None,
+        success_url=params["success_url"],
+        total_details={"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
+        ui_mode="hosted",
+        url=f"{payments.base_url(store)}/_sandbox/checkout/{session_id}",
+        adaptive_pricing=None,
+        discounts=[],
+        collected_information=None,
+        permissions=None,
+        wallet_options=None,
+        origin_context=None,
+        currency_conversion=None,
+        customer_account=None,
+        integration_identifier=None,
+        managed_payments=None,
+    )
+    store.insert(session)
+    meta = store.meta_for(session_id)
+    meta["line_items"] = line_items
+    meta["subscription_data"] = params.get("subscription_data") or {}
+    meta["setup_intent_data"] = params.get("setup_intent_data") or {}
+    return session
+
+
+@route("GET", "/v1/checkout/sessions/<session_id>")
+def retrieve(req: ApiRequest, session_id: str) -> dict:
+    req.validate({})
+    return _get(req.store, session_id)
+
+
+@route("GET", "/v1/checkout/sessions/<session_id>/line_items")
+def line_items(req: ApiRequest, session_id: str) -> dict:
+    params = req.validate(listing.LIST_PARAMS)
+    _get(req.store, session_id)
+    items = req.store.meta_for(session_id).get("line_items", [])
+    return listing.paginate(params, items, f"/v1/checkout/sessions/{session_id}/line_items")
+
+
+@route("GET", "/v1/checkout/sessions")
+def list_sessions(req: ApiRequest) -> dict:
+    params = req.validate(
+        {
+            **listing.LIST_PARAMS,
+            "customer": str,
+            "subscription": str,
+            "payment_intent": str,
+            "status": P.OneOf("open", "complete", "expired"),
+            "customer_details": P.ANY,
+            "payment_link": str,
+        }
+    )
+    created = listing.created_filter(params.get("created"))
+
+    def matches(session: dict) -> bool:
+        return all(
+            not params.get(k) or session[k] == params[k] for k in ("customer", "subscription", "status")
+        ) and created(session)
+
+    return listing.paginate(params, filter(matches, req.store.all("checkout.session")), "/v1/checkout/sessions")
+
+
+@route("POST", "/v1/checkout/sessions/<session_id>/expire")
+def expire(req: ApiRequest, session_id: str) -> dict:
+    req.validate({})
+    session = _get(req.store, session_id)
+    if session["status"] != "open":
+        raise errors.invalid_request(
+            'Only Checkout Sessions with a status in ["open"] can be expired. '
+            f'This Checkout Session has a status of "{session["status"]}".'
+        )
+    session["status"] = "expired"
+    session["url"] = None
+    emit(req.store, "checkout.session.expired", session)
+    return session
+
+
+# completing a session (the hosted page and the programmatic helper share this)
+
+
+class CheckoutResult:
+    def __init__(self, status: str, error: str | None = None):
+        self.status = status  # "complete", "open" (declined) or "requires_action"
+        self.error = error
+
+
+def submit_card(
+    store: Store,
+    session: dict,
+    *,
+    number: str,
+    email: str | None = None,
+    name: str | None = None,
+    exp_month: int | None = None,
+    exp_year: int | None = None,
+    cvc: str | None = None,
+) -> CheckoutResult:
+    """The customer submitted the form with a card: decline, ask for 3-D Secure, or complete."""
+    if session["status"] != "open":
+        return CheckoutResult(session["status"], f"This Checkout Session is {session['status']}.")
+    try:
+        card = cards.lookup(number or "")
+    except errors.StripeError as exc:
+        return CheckoutResult("open", exc.message)
+    if card.attach_fails and card.decline is not None:
+        return CheckoutResult("open", card.decline.message)
+    pm = create_card_payment_method(
+        store,
+        card.number,
+        exp_month=exp_month,
+        exp_year=exp_year,
+        cvc_given=bool(cvc),
+        billing_details={"email": email or session["customer_email"], "name": name},
+    )
+    meta = store.meta_for(session["id"])
+    meta["pending"] = {"pm": pm["id"], "email": email, "name": name}
+    needs_action = (
+        cards.setup_outcome(store, pm).status == "requires_action"
+        or cards.charge_outcome(store, pm).status == "requires_action"
+    )
+    if needs_action:
+        return CheckoutResult("requires_action")
+    return _complete(store, session)
+
+
+def authenticate(store: Store, session: dict, approve: bool) -> CheckoutResult:
+    """The customer finished the 3-D Secure step of the hosted page."""
+    pending = store.meta_for(session["id"]).get("pending")
+    if session["status"] != "open" or not pending:
+        return CheckoutResult(session["status"], "Nothing to authenticate.")
+    if not approve:
+        store.meta_for(session["id"]).pop("pending", None)
+        return CheckoutResult(
+            "open",
+            "We are unable to authenticate your payment method. "
+            "Please choose a different payment method and try again.",
+        )
+    store.meta_for(pending["pm"])["preauthorized"] = True
+    return _complete(store, session)
+
+
+def _customer_for(store: Store, session: dict, pending: dict) -> dict:
+    if session["customer"]:
+        return store.get("customer", session["customer"])
+    meta = store.meta_for(session["id"])
+    if meta.get("created_customer"):
+        return store.get("customer", meta["created_customer"])
+    email = pending.get("email") or session["customer_email"]
+    customer = objects.build(
+        "customer",
+        id=store.new_id("cus", 14),
+        address=None,
+        balance=0,
+        created=store.now(),
+        currency=None,
+        default_source=None,
+        delinquent=False,
+        description=None,
+        discount=None,
+        email=email,
+        invoice_prefix=secrets.token_hex(4).upper(),
+        invoice_settings={
+            "custom_fields": None,
+            "default_payment_method": None,
+            "footer": None,
+            "rendering_options": None,
+        },
+        livemode=False,
+        metadata={},
+        name=pending.get("name"),
+        next_invoice_sequence=1,
+        phone=None,
+        preferred_locales=[],
+        shipping=None,
+        tax_exempt="none",
+        test_clock=None,
+    )
+    store.insert(customer)
+    emit(store, "customer.created", customer)
+    meta["created_customer"] = customer["id"]
+    return customer
+
+
+def _complete(store: Store, session: dict) -> CheckoutResult:
+    meta = store.meta_for(session["id"])
+    pending = meta.get("pending") or {}
+    pm = store.get("payment_method", pending["pm"])
+    customer = _customer_for(store, session, pending)
+    try:
+        attach(store, pm, customer)
+    except errors.StripeError as exc:
+        return CheckoutResult("open", exc.message)
+    before = copy.deepcopy(customer)
+    customer["invoice_settings"]["default_payment_method"] = pm["id"]
+    emit(store, "customer.updated", customer, {"invoice_settings": before["invoice_settings"]})
+    if session["mode"] == "subscription":
+        from sandbox.billing.subscriptions import create_subscription
+
+        data = meta["subscription_data"]
+        try:
+            sub = create_subscription(
+                store,
+                customer_id=customer["id"],
+                items=[{"price": item["price"]["id"], "quantity": item["quantity"]} for item in meta["line_items"]],
+                default_payment_method=pm["id"],
+                trial_end=data.get("trial_end"),
+                trial_period_days=data.get("trial_period_days"),
+                metadata=data.get("metadata") or {},
+                description=data.get("description"),
+                # After the 3-D Secure step the payment goes through (the approval pre-authorises the card), but
+                # the billing engine's error_if_incomplete pre-check does not know that.
+                payment_behavior="allow_incomplete"
+                if store.meta_for(pm["id"]).get("preauthorized")
+                else "error_if_incomplete",
+            )
+        except errors.StripeError as exc:
+            store.meta_for(pm["id"]).pop("preauthorized", None)
+            meta.pop("pending", None)
+            return CheckoutResult("open", exc.message)
+        session["subscription"] = sub["id"]
+        session["invoice"] = sub.get("latest_invoice")
+        invoice = store.get("invoice", sub["latest_invoice"]) if sub.get("latest_invoice") else None
+        paid = invoice is not None and invoice.get("amount_paid", 0) > 0
+        session["payment_status"] = "paid" if paid else "no_payment_required"
+    else:
+        data = meta["setup_intent_data"]
+        si = payments.create_setup_intent(
+            store,
+            customer_id=customer["id"],
+            payment_method_id=pm["id"],
+            metadata=data.get("metadata") or {},
+            description=data.get("description"),
+        )
+        payments.finish_setup_intent(store, si, pm)
+        session["setup_intent"] = si["id"]
+        session["payment_status"] = "no_payment_required"
+    meta.pop("pending", None)
+    session["customer"] = customer["id"]
+    session["customer_details"] = {
+        "address": {"city": None, "country": None, "line1": None, "line2": None, "postal_code": None, "state": None},
+        "email": customer.get("email"),
+        "name": pending.get("name") or customer.get("name"),
+        "phone": None,
+        "tax_exempt": "none",
+        "tax_ids": [],
+        "business_name": None,
+        "individual_name": None,
+    }
+    session["status"] = "complete"
+    session["url"] = None
+    emit(store, "checkout.session.completed", session)
+    return CheckoutResult("complete")
