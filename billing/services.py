@@ -245,7 +245,14 @@ def webhook_endpoint_ensure(*, base_url: str) -> djstripe_models.WebhookEndpoint
     endpoint_uuid = uuid.uuid5(uuid.NAMESPACE_URL, base_url)
     existing = djstripe_models.WebhookEndpoint.objects.filter(djstripe_uuid=endpoint_uuid).first()
     if existing and existing.secret:
-        return existing
+        try:
+            stripe_client().v1.webhook_endpoints.retrieve(existing.id)
+            return existing
+        except stripe.InvalidRequestError as error:
+            if error.code != "resource_missing":
+                raise
+            # Stripe no longer has it (a reset sandbox, a deleted endpoint): register it again.
+            existing.delete()
     url = base_url + reverse("djstripe:djstripe_webhook_by_uuid", kwargs={"uuid": endpoint_uuid})
     data = stripe_client().v1.webhook_endpoints.create(
         params={

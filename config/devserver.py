@@ -68,6 +68,10 @@ def main() -> int:
         print("Preparing the database (the first run applies every migration: a minute or two on SQLite)…")
         _manage("migrate", "--noinput", "-v", "0")
         _manage("seed_demo")
+        if use_sandbox:
+            # The catalog and the webhook endpoint on the sandbox; both commands are idempotent.
+            _manage("sync_plans")
+            _manage("setup_webhooks", "--base-url", f"http://{WEB_ADDRESS}")
         web_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         children.append(subprocess.Popen([PY, "manage.py", "runserver", WEB_ADDRESS], cwd=ROOT, env=web_env))
         celery = [PY, "-m", "celery", "-A", "config"]
