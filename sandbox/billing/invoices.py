@@ -585,20 +585,28 @@ def create_invoice_item(store: Store, customer: dict, params: dict) -> dict:
     clock = customer["test_clock"]
     now = store.now(clock)
     price = None
-    if params.get("price"):
+    if params.get("_price") is not None:  # a proration: its own amount, for the price it prorates
+        price = params["_price"]
+        amount, currency = params["amount"], price["currency"]
+        quantity = params.get("quantity")
+    elif params.get("price"):
         price = store.get("price", params["price"])
         if price is None:
             raise errors.resource_missing("price", params["price"], "price")
-    quantity = params.get("quantity") or 1
-    if price is not None:
+    if params.get("_price") is not None:
+        pass
+    elif price is not None:
+        quantity = params.get("quantity") or 1
         amount = _subscriptions().amount_for(price, quantity)
         currency = price["currency"]
     elif params.get("amount") is not None:
+        quantity = params.get("quantity") or 1
         amount = params["amount"]
         if params.get("unit_amount") is not None:
             raise errors.invalid_request("You may only specify one of amount and unit_amount.", "unit_amount")
         currency = params.get("currency")
     elif params.get("unit_amount") is not None:
+        quantity = params.get("quantity") or 1
         amount = params["unit_amount"] * quantity
         currency = params.get("currency")
     else:
@@ -638,11 +646,11 @@ def create_invoice_item(store: Store, customer: dict, params: dict) -> dict:
         pricing={
             "type": "price_details",
             "price_details": {"price": price["id"], "product": price["product"]} if price else None,
-            "unit_amount_decimal": price["unit_amount_decimal"] if price else str(amount // quantity),
+            "unit_amount_decimal": price["unit_amount_decimal"] if price else str(amount // (quantity or 1)),
         },
         proration=bool(params.get("_proration")),
         quantity=quantity,
-        quantity_decimal=str(quantity),
+        quantity_decimal=None if quantity is None else str(quantity),
         tax_rates=[],
         test_clock=clock,
     )

@@ -601,3 +601,537 @@ def create_endpoint(req: ApiRequest) -> dict:
 def retrieve_endpoint(req: ApiRequest, sub_id: str) -> dict:
     req.validate({})
     return get_subscription(req.store, sub_id)
+
+
+# update
+
+
+def plan_item_changes(store: Store, sub: dict, items: list[dict] | None, prefix: str = "items"):
+    """What ``items`` (update params) would make of the subscription's items.
+
+    Returns ``(entries, changes)``: ``entries`` the resulting items as dicts (``id`` None for a new one,
+    ``price``, ``quantity``, ``metadata``) and ``changes`` the ``(item_id, old, new)`` tuples prorated.
+    """
+    current = {item["id"]: item for item in sub["items"]["data"]}
+    entries = [
+        {"id": item["id"], "price": item["price"], "quantity": item["quantity"], "metadata": item["metadata"]}
+        for item in sub["items"]["data"]
+    ]
+    changes = []
+    for i, raw in enumerate(items or []):
+        name = f"{prefix}[{i}]"
+        if raw.get("id"):
+            if raw["id"] not in current:
+                raise errors.invalid_request(
+                    f"Invalid {name}[id]: the subscription has no item {raw['id']}.", f"{name}[id]"
+                )
+            entry = next(e for e in entries if e["id"] == raw["id"])
+            old = (entry["price"], entry["quantity"])
+            if raw.get("deleted"):
+                entries.remove(entry)
+                changes.append((entry["id"], old, None))
+                continue
+            if raw.get("price"):
+                price = store.get("price", raw["price"])
+                if price is None:
+                    raise errors.resource_missing("price", raw["price"], f"{name}[price]")
+                entry["price"] = price
+                if is_metered(price):
+                    entry["quantity"] = None
+                elif entry["quantity"] is None:
+                    entry["quantity"] = 1
+            if raw.get("quantity") is not None:
+                entry["quantity"] = raw["quantity"]
+            if raw.get("metadata") is not None:
+                entry["metadata"] = P.apply_metadata(entry["metadata"], raw["metadata"])
+            new = (entry["price"], entry["quantity"])
+            if new[0]["id"] != old[0]["id"] or new[1] != old[1]:
+                changes.append((entry["id"], old, new))
+        else:
+            if raw.get("deleted"):
+                raise errors.parameter_missing(f"{name}[id]")
+            (resolved,) = _resolve_items(store, [raw], prefix)
+            resolved["id"] = None
+            entries.append(resolved)
+            changes.append((None, None, (resolved["price"], resolved["quantity"])))
+    if not entries:
+        raise errors.invalid_request("A subscription must have at least one item.", prefix)
+    _check_prices(store, entries, sub["currency"])
+    return entries, changes
+
+
+def _apply_entries(store: Store, sub: dict, entries: list[dict]) -> None:
+    start, end = period(sub)
+    existing = {item["id"]: item for item in sub["items"]["data"]}
+    items = []
+    for entry in entries:
+        if entry["id"]:
+            item = existing[entry["id"]]
+            if item["price"]["id"] != entry["price"]["id"]:
+                item["price"] = copy.deepcopy(entry["price"])
+                item["plan"] = plan_of(entry["price"])
+            item["quantity"] = entry["quantity"]
+            item["metadata"] = dict(entry["metadata"])
+        else:
+            item = build_item(store, sub["id"], entry["price"], entry["quantity"], entry["metadata"], start, end)
+            item["created"] = store.now(clock_of(sub))
+            entry["id"] = item["id"]
+        items.append(item)
+    sub["items"]["data"] = items
+
+
+def _prorations_to_items(store: Store, sub: dict, specs: list[dict]) -> list[dict]:
+    customer = store.get("customer", sub["customer"])
+    created = []
+    for s in specs:
+        created.append(
+            invoices.create_invoice_item(
+                store,
+                customer,
+                {
+                    "_price": s["price"],
+                    "amount": s["amount"],
+                    "quantity": s["quantity"],
+                    "description": s["description"],
+                    "period": s["period"],
+                    "subscription": sub["id"],
+                    "_proration": True,
+                    "_subscription_item": s["subscription_item"],
+                },
+            )
+        )
+    return created
+
+
+def _precheck_payment(store: Store, customer: dict, pm_id: str | None) -> None:
+    """For ``error_if_incomplete``: raise the error the payment would fail with, before changing anything."""
+    if pm_id is None:
+        raise errors.StripeError(
+            400, "This customer has no attached payment source or default payment method.", code="resource_missing"
+        )
+    outcome = cards.charge_outcome(store, store.get("payment_method", pm_id), off_session=False)
+    if outcome.status == "declined":
+        raise cards.decline_error(outcome.decline)
+    if outcome.status == "requires_action":
+        raise errors.card_error(
+            "Your card was declined. This transaction requires authentication.",
+            "subscription_payment_intent_requires_action",
+        )
+
+
+def invoice_now(store: Store, sub: dict, billing_reason: str, *, off_session: bool = False) -> dict | None:
+    """Invoice the subscription's pending items now (finalized and charged); None if there are none."""
+    customer = store.get("customer", sub["customer"])
+    specs = [
+        invoices.spec_of_invoice_item(store, ii) for ii in invoices.pending_items(store, customer["id"], sub["id"])
+    ]
+    if not specs:
+        return None
+    invoice = invoices.create_invoice(store, customer, specs, billing_reason=billing_reason, subscription=sub)
+    sub["latest_invoice"] = invoice["id"]
+    invoices.finalize(store, invoice)
+    if invoice["status"] == "open":
+        invoices.attempt(store, invoice, off_session=off_session)
+    return invoice
+
+
+def update_subscription(store: Store, sub: dict, params: dict) -> dict:
+    if sub["status"] in ("canceled", "incomplete_expired"):
+        raise errors.state_error(
+            "A canceled subscription can only update its cancellation_details and metadata.", code="resource_missing"
+        )
+    clock = clock_of(sub)
+    now = store.now(clock)
+    customer = store.get("customer", sub["customer"])
+    before = copy.deepcopy(sub)
+    behavior = params.get("proration_behavior") or "create_prorations"
+    at = params.get("proration_date") or now
+    entries, changes = plan_item_changes(store, sub, params.get("items"))
+    pm_id = sub["default_payment_method"]
+    if params.get("default_payment_method"):
+        pm_id = payment_methods.payment_method_for_customer(
+            store, params["default_payment_method"], customer, "default_payment_method"
+        )["id"]
+    trial_end = params.get("trial_end")
+    if trial_end == "now":
+        trial_end = now
+    elif trial_end is not None:
+        trial_end = P.coerce(trial_end, int, "trial_end")
+    new_interval = interval_of([e["price"] for e in entries])
+    interval_changed = changes and new_interval != interval_of(sub)
+    specs = []
+    if changes and not interval_changed and behavior != "none":
+        specs = proration_specs(store, sub, changes, at)
+    charge_now = (behavior == "always_invoice" and specs) or interval_changed or trial_end == now
+    if params.get("payment_behavior") == "error_if_incomplete" and charge_now:
+        _precheck_payment(store, customer, pm_id or customer["invoice_settings"]["default_payment_method"])
+
+    if "default_payment_method" in params:
+        sub["default_payment_method"] = pm_id if params["default_payment_method"] else None
+    if "metadata" in params:
+        sub["metadata"] = P.apply_metadata(sub["metadata"], params["metadata"])
+    if "description" in params:
+        sub["description"] = params["description"]
+    if params.get("cancel_at_period_end") is not None:
+        sub["cancel_at_period_end"] = params["cancel_at_period_end"]
+        sub["cancel_at"] = period(sub)[1] if params["cancel_at_period_end"] else None
+        if not params["cancel_at_period_end"]:
+            sub["canceled_at"] = None
+        else:
+            sub["canceled_at"] = now
+    if "cancel_at" in params:
+        sub["cancel_at"] = params["cancel_at"]
+        sub["cancel_at_period_end"] = bool(params["cancel_at"] and params["cancel_at"] == period(sub)[1])
+    if "cancellation_details" in params:
+        sub["cancellation_details"] = {
+            "comment": None,
+            "feedback": None,
+            "reason": None,
+            **params["cancellation_details"],
+        }
+
+    if interval_changed:
+        # A new interval resets the billing cycle to now: credit the unused time, charge a full new period.
+        credits = (
+            [] if behavior == "none" else proration_specs(store, sub, [(i, o, None) for i, o, _ in changes if o], at)
+        )
+        _prorations_to_items(store, sub, credits)
+        _apply_entries(store, sub, entries)
+        _reset_cycle(store, sub, now)
+        _invoice_new_period(store, sub, "subscription_update")
+    elif trial_end is not None and sub["status"] == "trialing":
+        _apply_entries(store, sub, entries)
+        if trial_end == now:
+            sub["trial_end"] = now
+            _reset_cycle(store, sub, now)
+            sub["status"] = "active"
+            _invoice_new_period(store, sub, "subscription_update")
+        else:
+            sub["trial_end"] = trial_end
+            store.meta_for(sub["id"])["anchor"] = trial_end
+            set_period(sub, period(sub)[0], trial_end)
+    else:
+        created_items = _prorations_to_items(store, sub, specs) if specs else []
+        _apply_entries(store, sub, entries)
+        if behavior == "always_invoice" and created_items:
+            invoice_now(store, sub, "subscription_update")
+    changes_seen = previous_attributes(before, sub)
+    if changes_seen:
+        emit(store, "customer.subscription.updated", sub, changes_seen, clock_id=clock)
+    return sub
+
+
+def _reset_cycle(store: Store, sub: dict, now: int) -> None:
+    interval, count = interval_of(sub)
+    meta = store.meta_for(sub["id"])
+    meta.update({"anchor": now, "k": 0})
+    sub["billing_cycle_anchor"] = now
+    set_period(sub, now, periods.boundary(now, interval, count, 1))
+
+
+def _invoice_new_period(store: Store, sub: dict, billing_reason: str) -> dict:
+    customer = store.get("customer", sub["customer"])
+    start, end = period(sub)
+    specs = [
+        invoices.spec_of_invoice_item(store, ii) for ii in invoices.pending_items(store, customer["id"], sub["id"])
+    ]
+    specs += licensed_specs(store, sub, start, end)
+    invoice = invoices.create_invoice(store, customer, specs, billing_reason=billing_reason, subscription=sub)
+    sub["latest_invoice"] = invoice["id"]
+    invoices.finalize(store, invoice)
+    if invoice["status"] == "open":
+        invoices.attempt(store, invoice, off_session=False)
+    return invoice
+
+
+def renewal_specs(store: Store, sub: dict, old: tuple[int, int], new: tuple[int, int], *, was_trial: bool) -> list:
+    """The lines of the invoice at the end of period ``old``: pending items, next period, metered usage."""
+    customer_id = sub["customer"]
+    specs = [invoices.spec_of_invoice_item(store, ii) for ii in invoices.pending_items(store, customer_id, sub["id"])]
+    specs += licensed_specs(store, sub, *new)
+    if not was_trial:
+        specs += metered_specs(store, sub, *old)
+    return specs
+
+
+def next_period(store: Store, sub: dict) -> tuple[int, int, int]:
+    """``(start, end, k)`` of the period after the current one."""
+    k = store.meta_for(sub["id"])["k"]
+    return boundary(store, sub, k + 1), boundary(store, sub, k + 2), k + 1
+
+
+def cancel_subscription(store: Store, sub: dict, params: dict) -> dict:
+    if sub["status"] in ("canceled", "incomplete_expired"):
+        raise errors.state_error(
+            f"No such subscription: '{sub['id']}'; it has already been canceled.", code="resource_missing"
+        )
+    now = store.now(clock_of(sub))
+    details = params.get("cancellation_details") or {}
+    if params.get("prorate") and sub["status"] not in ("trialing", "incomplete"):
+        changes = [(item["id"], (item["price"], item["quantity"]), None) for item in sub["items"]["data"]]
+        _prorations_to_items(store, sub, proration_specs(store, sub, changes, now))
+    if params.get("invoice_now") and sub["status"] not in ("incomplete",):
+        customer = store.get("customer", sub["customer"])
+        start, _ = period(sub)
+        specs = [
+            invoices.spec_of_invoice_item(store, ii) for ii in invoices.pending_items(store, customer["id"], sub["id"])
+        ]
+        if sub["status"] != "trialing":
+            specs += metered_specs(store, sub, start, now + 1)
+        if specs:
+            invoice = invoices.create_invoice(
+                store, customer, specs, billing_reason="subscription_cycle", subscription=sub
+            )
+            sub["latest_invoice"] = invoice["id"]
+            invoices.finalize(store, invoice)
+            if invoice["status"] == "open":
+                invoices.attempt(store, invoice, off_session=True, retries=False)
+    return cancel_now(store, sub, "cancellation_requested", details.get("comment"), details.get("feedback"))
+
+
+UPDATE_ITEM_PARAMS = {
+    "id": str,
+    "price": str,
+    "quantity": int,
+    "deleted": bool,
+    "clear_usage": bool,
+    "metadata": P.METADATA,
+    "tax_rates": P.ANY,
+    "discounts": P.ANY,
+}
+UPDATE_SCHEMA = {
+    "items": P.ListOf(UPDATE_ITEM_PARAMS),
+    "proration_behavior": P.OneOf(*PRORATION_BEHAVIORS),
+    "proration_date": int,
+    "payment_behavior": P.OneOf(*PAYMENT_BEHAVIORS),
+    "cancel_at_period_end": bool,
+    "cancel_at": int,
+    "cancellation_details": {"comment": str, "feedback": str},
+    "metadata": P.METADATA,
+    "default_payment_method": str,
+    "description": str,
+    "trial_end": P.ANY,
+    "off_session": bool,
+    "billing_cycle_anchor": P.OneOf("now", "unchanged"),
+    "collection_method": P.OneOf("charge_automatically"),
+    "payment_settings": P.ANY,
+}
+
+
+@route("POST", "/v1/subscriptions/<sub_id>")
+def update_endpoint(req: ApiRequest, sub_id: str) -> dict:
+    params = req.validate(UPDATE_SCHEMA)
+    return update_subscription(req.store, get_subscription(req.store, sub_id), params)
+
+
+@route("DELETE", "/v1/subscriptions/<sub_id>")
+def cancel_endpoint(req: ApiRequest, sub_id: str) -> dict:
+    params = req.validate(
+        {"invoice_now": bool, "prorate": bool, "cancellation_details": {"comment": str, "feedback": str}}
+    )
+    return cancel_subscription(req.store, get_subscription(req.store, sub_id), params)
+
+
+@route("GET", "/v1/subscriptions")
+def list_endpoint(req: ApiRequest) -> dict:
+    from sandbox import listing
+
+    params = req.validate(
+        {
+            **listing.LIST_PARAMS,
+            "customer": str,
+            "price": str,
+            "status": P.OneOf(
+                "active",
+                "all",
+                "canceled",
+                "ended",
+                "incomplete",
+                "incomplete_expired",
+                "past_due",
+                "paused",
+                "trialing",
+                "unpaid",
+            ),
+            "test_clock": str,
+            "collection_method": str,
+            "current_period_end": P.ANY,
+            "current_period_start": P.ANY,
+        }
+    )
+    status = params.get("status")
+    created = listing.created_filter(params.get("created"))
+
+    def matches(sub: dict) -> bool:
+        if params.get("customer") and sub["customer"] != params["customer"]:
+            return False
+        if params.get("test_clock") and sub["test_clock"] != params["test_clock"]:
+            return False
+        if params.get("price") and all(item["price"]["id"] != params["price"] for item in sub["items"]["data"]):
+            return False
+        if status is None and sub["status"] in ("canceled", "incomplete_expired"):
+            return False
+        if status == "ended" and sub["status"] not in ("canceled", "incomplete_expired"):
+            return False
+        if status not in (None, "all", "ended") and sub["status"] != status:
+            return False
+        return created(sub)
+
+    return listing.paginate(params, filter(matches, req.store.all("subscription")), "/v1/subscriptions")
+
+
+# subscription items
+
+
+@route("GET", "/v1/subscription_items")
+def list_items(req: ApiRequest) -> dict:
+    from sandbox import listing
+
+    params = req.validate({**listing.LIST_PARAMS, "subscription": str})
+    P.require(params, "subscription")
+    sub = get_subscription(req.store, params["subscription"], "subscription")
+    return listing.paginate(
+        params, list(reversed(sub["items"]["data"])), f"/v1/subscription_items?subscription={sub['id']}"
+    )
+
+
+@route("GET", "/v1/subscription_items/<item_id>")
+def retrieve_item(req: ApiRequest, item_id: str) -> dict:
+    req.validate({})
+    return get_item(req.store, item_id)[1]
+
+
+ITEM_UPDATE_SCHEMA = {
+    "price": str,
+    "quantity": int,
+    "metadata": P.METADATA,
+    "proration_behavior": P.OneOf(*PRORATION_BEHAVIORS),
+    "proration_date": int,
+    "payment_behavior": P.OneOf(*PAYMENT_BEHAVIORS),
+    "off_session": bool,
+    "tax_rates": P.ANY,
+    "discounts": P.ANY,
+}
+
+
+def _item_change(req: ApiRequest, sub: dict, item_change: dict, params: dict) -> dict:
+    update = {"items": [item_change]}
+    for key in ("proration_behavior", "proration_date", "payment_behavior"):
+        if params.get(key) is not None:
+            update[key] = params[key]
+    return update_subscription(req.store, sub, update)
+
+
+@route("POST", "/v1/subscription_items")
+def create_item(req: ApiRequest) -> dict:
+    params = req.validate({**ITEM_UPDATE_SCHEMA, "subscription": str})
+    P.require(params, "subscription", "price")
+    sub = get_subscription(req.store, params["subscription"], "subscription")
+    known = {item["id"] for item in sub["items"]["data"]}
+    change = {k: params[k] for k in ("price", "quantity", "metadata") if params.get(k) is not None}
+    _item_change(req, sub, change, params)
+    return next(item for item in sub["items"]["data"] if item["id"] not in known)
+
+
+@route("POST", "/v1/subscription_items/<item_id>")
+def update_item(req: ApiRequest, item_id: str) -> dict:
+    params = req.validate(ITEM_UPDATE_SCHEMA)
+    sub, _ = get_item(req.store, item_id)
+    change = {"id": item_id, **{k: params[k] for k in ("price", "quantity", "metadata") if params.get(k) is not None}}
+    _item_change(req, sub, change, params)
+    return get_item(req.store, item_id)[1]
+
+
+@route("DELETE", "/v1/subscription_items/<item_id>")
+def delete_item(req: ApiRequest, item_id: str) -> dict:
+    params = req.validate(
+        {"proration_behavior": P.OneOf(*PRORATION_BEHAVIORS), "proration_date": int, "clear_usage": bool}
+    )
+    sub, _ = get_item(req.store, item_id)
+    _item_change(req, sub, {"id": item_id, "deleted": True}, params)
+    return objects.deleted("subscription_item", item_id)
+
+
+# previews
+
+
+PREVIEW_SCHEMA = {
+    "customer": str,
+    "subscription": str,
+    "subscription_details": {
+        "items": P.ListOf(UPDATE_ITEM_PARAMS),
+        "proration_date": int,
+        "proration_behavior": P.OneOf(*PRORATION_BEHAVIORS),
+        "cancel_at_period_end": bool,
+        "trial_end": P.ANY,
+        "billing_cycle_anchor": P.ANY,
+        "start_date": int,
+        "default_tax_rates": P.ANY,
+    },
+    "automatic_tax": P.ANY,
+    "currency": str,
+    "preview_mode": P.OneOf("next", "recurring"),
+}
+
+
+@route("POST", "/v1/invoices/create_preview")
+def create_preview(req: ApiRequest) -> dict:
+    params = req.validate(PREVIEW_SCHEMA)
+    store = req.store
+    details = params.get("subscription_details") or {}
+    sub = get_subscription(store, params["subscription"], "subscription") if params.get("subscription") else None
+    customer_id = params.get("customer") or (sub["customer"] if sub else None)
+    if customer_id is None:
+        raise errors.parameter_missing("customer")
+    customer = customers_mod.get_customer(store, customer_id)
+    now = store.now(customer["test_clock"])
+    if sub is None:
+        if not details.get("items"):
+            pending = invoices.pending_items(store, customer["id"], None)
+            if not pending:
+                raise errors.invalid_request("Nothing to invoice for customer", code="invoice_upcoming_none")
+            specs = [invoices.spec_of_invoice_item(store, ii) for ii in pending]
+            return invoices.build_invoice(store, customer, specs, billing_reason="manual", preview=True)
+        entries = _resolve_items(store, details["items"], "subscription_details[items]")
+        _check_prices(store, entries)
+        interval, count = interval_of([e["price"] for e in entries])
+        draft = {"id": None, "customer": customer["id"], "metadata": {}, "items": {"data": []}}
+        end = periods.boundary(now, interval, count, 1)
+        draft["items"]["data"] = [{"id": None, "price": e["price"], "quantity": e["quantity"]} for e in entries]
+        specs = [invoices.spec_of_invoice_item(store, ii) for ii in invoices.pending_items(store, customer["id"], None)]
+        specs = licensed_specs(store, draft, now, end) + specs
+        return invoices.build_invoice(store, customer, specs, billing_reason="subscription_create", preview=True)
+    if sub["status"] in ("canceled", "incomplete_expired"):
+        raise errors.invalid_request("No upcoming invoices for a canceled subscription.", code="invoice_upcoming_none")
+    behavior = details.get("proration_behavior") or "create_prorations"
+    at = details.get("proration_date") or now
+    entries, changes = plan_item_changes(store, sub, details.get("items"), "subscription_details[items]")
+    hypothetical = copy.deepcopy(sub)
+    hypothetical["items"]["data"] = [
+        {
+            **(next((i for i in sub["items"]["data"] if i["id"] == e["id"]), {})),
+            "id": e["id"] or "si_preview",
+            "price": e["price"],
+            "quantity": e["quantity"],
+        }
+        for e in entries
+    ]
+    prorations = proration_specs(store, sub, changes, at) if changes and behavior != "none" else []
+    pending = [
+        invoices.spec_of_invoice_item(store, ii) for ii in invoices.pending_items(store, customer["id"], sub["id"])
+    ]
+    if behavior == "always_invoice" and prorations:
+        return invoices.build_invoice(
+            store, customer, pending + prorations, billing_reason="subscription_update", subscription=sub, preview=True
+        )
+    start, end = period(sub)
+    new_start, new_end, _ = next_period(store, sub)
+    specs = pending + prorations
+    specs += licensed_specs(store, hypothetical, new_start, new_end)
+    if sub["status"] != "trialing":
+        specs += metered_specs(store, sub, start, end)
+    invoice = invoices.build_invoice(
+        store, customer, specs, billing_reason="subscription_cycle", subscription=sub, period=(start, end), preview=True
+    )
+    invoice["created"] = end
+    return invoice

@@ -29,6 +29,7 @@ MODULES = [
     "sandbox.billing.meters",
     "sandbox.billing.invoices",
     "sandbox.billing.subscriptions",
+    "sandbox.billing.engine",
 ]
 
 
