@@ -174,3 +174,12 @@ def list_products(req: ApiRequest) -> dict:
         )
 
     return listing.paginate(params, filter(matches, req.store.all("product")), "/v1/products")
+
+
+@route("GET", "/v1/products/<product_id>/features")
+def list_product_features(req: ApiRequest, product_id: str) -> dict:
+    """Entitlement features attached to a product. dj-stripe reads them when it syncs a product; the
+    sandbox does not emulate Stripe Entitlements, so the list is always empty (of an existing product)."""
+    params = req.validate(listing.LIST_PARAMS)
+    get_product(req.store, product_id, "id")
+    return listing.paginate(params, [], f"/v1/products/{product_id}/features")

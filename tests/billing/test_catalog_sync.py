@@ -27,8 +27,9 @@ def test_first_sync_creates_every_product_and_price_and_mirrors_them(sandbox, st
     assert "prices created: 10" in output
 
     products = stripe_client.v1.products.list(params={"limit": 100}).data
-    assert sorted(p.id for p in products) == sorted(f"tollbooth_{code}" for code in Plan.objects.values_list(
-        "code", flat=True))
+    assert sorted(p.id for p in products) == sorted(
+        f"tollbooth_{code}" for code in Plan.objects.values_list("code", flat=True)
+    )
     prices = _stripe_prices(stripe_client)
     assert len(prices) == 10
     pro_monthly = PlanPrice.objects.get(plan__code="pro", interval="month")

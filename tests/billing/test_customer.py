@@ -14,8 +14,9 @@ def _customers(stripe_client, email):
     return stripe_client.v1.customers.list(params={"email": email, "limit": 10}).data
 
 
-def test_provisioning_creates_one_stripe_customer_for_the_account(sandbox, stripe_client,
-                                                                  django_capture_on_commit_callbacks):
+def test_provisioning_creates_one_stripe_customer_for_the_account(
+    sandbox, stripe_client, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         account = account_provision(user=UserFactory(email="cust@shop.example"), name="Cust Shop", signup_ip=None)
 
