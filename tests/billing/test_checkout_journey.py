@@ -230,3 +230,21 @@ def test_failed_three_d_secure_keeps_the_trial(client, shop):
     assert not djstripe_models.Subscription.objects.filter(
         customer__subscriber=shop.account, stripe_data__status__in=["active", "trialing"]
     ).exists()
+
+
+def test_ops_see_the_accounts_stripe_customer_subscription_and_invoices(client, shop, staff_user):
+    session_id = _start_checkout(client, shop)
+    _pay(shop.sandbox, session_id, VISA)
+    _flush(shop.sandbox)
+    client.logout()
+    client.force_login(staff_user)
+    html = client.get(f"/admin/accounts/account/{shop.account.pk}/change/").content.decode()
+    customer = djstripe_models.Customer.objects.get(subscriber=shop.account)
+    subscription = djstripe_models.Subscription.objects.get(customer=customer)
+    invoice = djstripe_models.Invoice.objects.get(customer=customer)
+    assert f"/admin/djstripe/customer/{customer.pk}/change/" in html
+    assert f"/admin/djstripe/subscription/{subscription.pk}/change/" in html
+    assert f"/admin/djstripe/invoice/{invoice.pk}/change/" in html
+    assert "Pro" in html
+    found = client.get("/admin/accounts/account/", {"q": customer.id})
+    assert list(found.context["cl"].result_list) == [shop.account]
