@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -268,3 +269,50 @@ def test_list_filters(stripe_client):
     assert [s.id for s in stripe_client.v1.subscriptions.list(params={"customer": customer.id}).data] == [b.id, a.id]
     assert stripe_client.v1.subscriptions.list(params={"status": "past_due"}).data == []
     assert [i.subscription for i in stripe_client.v1.invoices.list(params={"subscription": a.id}).data] == [a.id]
+
+
+def test_first_payment_needing_3ds_completes_the_subscription_after_approval(stripe_client, sandbox):
+    _, customer = clock_customer(stripe_client, payment_method="pm_card_authenticationRequired")
+    pro = price(stripe_client, 1500)
+    sub = stripe_client.v1.subscriptions.create(params={"customer": customer.id, "items": [{"price": pro.id}]})
+    assert sub.status == "incomplete"
+    invoice = stripe_client.v1.invoices.retrieve(sub.latest_invoice)
+    assert invoice.status == "open"
+    assert "invoice.payment_action_required" in event_types(stripe_client, "invoice.")
+    (payment,) = stripe_client.v1.invoice_payments.list(params={"invoice": invoice.id}).data
+    intent = stripe_client.v1.payment_intents.retrieve(payment.payment.payment_intent)
+    assert intent.status == "requires_action"
+    # The customer approves on the hosted 3-D Secure page (an HTML form).
+    approve = urllib.request.Request(f"{sandbox.base_url}/_sandbox/3ds/{intent.id}", data=b"action=complete")
+    with urllib.request.urlopen(approve, timeout=10) as page:
+        assert page.status == 200
+    assert stripe_client.v1.invoices.retrieve(invoice.id).status == "paid"
+    assert stripe_client.v1.subscriptions.retrieve(sub.id).status == "active"
+
+
+def test_switch_to_an_annual_price_resets_the_cycle(stripe_client):
+    clock, customer = clock_customer(stripe_client)
+    monthly, yearly = price(stripe_client, 3100), price(stripe_client, 30000, interval="year")
+    sub = stripe_client.v1.subscriptions.create(params={"customer": customer.id, "items": [{"price": monthly.id}]})
+    advance(stripe_client, clock, T0 + 21 * DAY)
+    sub = stripe_client.v1.subscriptions.update(
+        sub.id, params={"items": [{"id": sub["items"].data[0].id, "price": yearly.id}]}
+    )
+    item = sub["items"].data[0]
+    assert (item.current_period_start, item.current_period_end) == (T0 + 21 * DAY, ts(2027, 1, 22))
+    invoice = stripe_client.v1.invoices.retrieve(sub.latest_invoice)
+    # 10 of 31 days unused on 31.00: a 10.00 credit, then a full year.
+    assert [line.amount for line in invoice.lines.data] == [-1000, 30000]
+    assert (invoice.amount_paid, invoice.billing_reason) == (29000, "subscription_update")
+
+
+def test_future_billing_cycle_anchor_prorates_the_first_period(stripe_client):
+    _, customer = clock_customer(stripe_client)
+    pro = price(stripe_client, 3100)
+    sub = stripe_client.v1.subscriptions.create(
+        params={"customer": customer.id, "items": [{"price": pro.id}], "billing_cycle_anchor": ts(2026, 1, 11)}
+    )
+    item = sub["items"].data[0]
+    assert (item.current_period_start, item.current_period_end) == (T0, ts(2026, 1, 11))
+    # 10 days of the 31-day period Dec 11 → Jan 11.
+    assert stripe_client.v1.invoices.retrieve(sub.latest_invoice).amount_paid == 1000
