@@ -111,6 +111,9 @@ def _upcoming(store: Store, sub_id: str) -> None:
         store, customer, specs, billing_reason="upcoming", subscription=sub, period=(start, end), preview=True
     )
     preview["created"] = end
+    # As on Stripe, the upcoming invoice has no id (dj-stripe ignores the event instead of fetching it).
+    preview["id"] = None
+    preview["lines"]["url"] = "/v1/invoices/upcoming/lines"
     emit(store, "invoice.upcoming", preview, clock_id=sub["test_clock"])
 
 

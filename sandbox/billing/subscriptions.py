@@ -1085,6 +1085,15 @@ def create_preview(req: ApiRequest) -> dict:
         raise errors.parameter_missing("customer")
     customer = customers_mod.get_customer(store, customer_id)
     now = store.now(customer["test_clock"])
+    if sub is None and not details.get("items"):
+        # A customer alone: the next invoice of their subscription renewing first, as ``upcoming`` did.
+        live = [
+            s
+            for s in store.all("subscription")
+            if s["customer"] == customer["id"] and s["status"] not in ("canceled", "incomplete_expired")
+        ]
+        if live:
+            sub = min(live, key=lambda s: period(s)[1])
     if sub is None:
         if not details.get("items"):
             pending = invoices.pending_items(store, customer["id"], None)

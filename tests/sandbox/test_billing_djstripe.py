@@ -62,3 +62,16 @@ def test_subscription_invoice_and_items_sync(dj_sandbox):
         item = djstripe_models.InvoiceItem.sync_from_stripe_data(data, api_key=key)
         assert item.customer_id == customer.id
         assert item.invoice_id == data.invoice
+
+
+def test_djstripe_upcoming_invoice_uses_create_preview(dj_sandbox):
+    key = dj_sandbox.api_key
+    client = dj_sandbox.client()
+    _, customer = clock_customer(client)
+    pro = price(client, 1500)
+    client.v1.subscriptions.create(params={"customer": customer.id, "items": [{"price": pro.id, "quantity": 2}]})
+    djstripe_models.Customer.sync_from_stripe_data(stripe.Customer.retrieve(customer.id, api_key=key), api_key=key)
+    upcoming = djstripe_models.Invoice.upcoming(api_key=key, customer=customer.id)
+    assert upcoming.stripe_data["amount_due"] == 3000
+    assert upcoming.stripe_data["billing_reason"] == "subscription_cycle"
+    assert upcoming.stripe_data["lines"]["data"][0]["period"]["start"] == ts(2026, 2, 1)
