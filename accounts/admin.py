@@ -4,17 +4,33 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import Q
 
-from accounts import services
+from accounts import services, team
 from accounts.errors import DomainError
-from accounts.models import Account, AccountStatus, ApiKey, AuditLog, Membership, User
+from accounts.models import Account, AccountStatus, ApiKey, AuditLog, Invitation, Membership, User
 
 
 class MembershipInline(admin.TabularInline):
+    # Read-only: role and access changes go through the team services (permissions, last owner, seats).
     model = Membership
     extra = 0
     fields = ["user", "role", "is_active", "created_at"]
-    readonly_fields = ["created_at"]
-    autocomplete_fields = ["user"]
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class InvitationInline(admin.TabularInline):
+    model = Invitation
+    extra = 0
+    fields = ["email", "role", "status", "invited_by", "created_at", "expires_at", "send_count"]
+    readonly_fields = fields
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
 
 
 class ApiKeyInline(admin.TabularInline):
@@ -98,7 +114,7 @@ class AccountAdmin(admin.ModelAdmin):
         "provisioned_by",
         "created_at",
     ]
-    inlines = [MembershipInline, ApiKeyInline, AuditInline]
+    inlines = [MembershipInline, InvitationInline, ApiKeyInline, AuditInline]
     actions = [
         _status_action(AccountStatus.ACTIVE),
         _status_action(AccountStatus.SUSPENDED),
@@ -141,6 +157,49 @@ class ApiKeyAdmin(admin.ModelAdmin):
         for api_key in queryset:
             services.api_key_revoke(api_key=api_key, actor=request.user)
         self.message_user(request, f"{queryset.count()} key(s) revoked.", messages.SUCCESS)
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    list_display = ["email", "account", "role", "status", "created_at", "expires_at", "send_count"]
+    list_filter = ["status", "role"]
+    search_fields = ["email", "account__name", "=account__id"]
+    readonly_fields = [
+        "account",
+        "email",
+        "role",
+        "status",
+        "invited_by",
+        "created_at",
+        "expires_at",
+        "last_sent_at",
+        "send_count",
+        "accepted_by",
+        "accepted_at",
+    ]
+    actions = ["resend", "revoke"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def _each(self, request, queryset, action, done: str):
+        count = 0
+        for invitation in queryset:
+            try:
+                action(invitation=invitation, actor=request.user)
+                count += 1
+            except DomainError as error:
+                self.message_user(request, f"{invitation.email}: {error.message}", messages.ERROR)
+        if count:
+            self.message_user(request, f"{count} invitation(s) {done}.", messages.SUCCESS)
+
+    @admin.action(description="Resend selected invitations (audited)")
+    def resend(self, request, queryset):
+        self._each(request, queryset, team.invitation_resend, "sent again")
+
+    @admin.action(description="Revoke selected invitations (audited)")
+    def revoke(self, request, queryset):
+        self._each(request, queryset, team.invitation_revoke, "revoked")
 
 
 @admin.register(AuditLog)

@@ -9,9 +9,10 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts import selectors, services
+from accounts import selectors, services, team
 from accounts.authentication import ApiClient
-from accounts.models import Account, ApiKey, Membership
+from accounts.decorators import request_membership
+from accounts.models import Account, ApiKey, Invitation, Membership
 
 
 class StrictSerializer(serializers.Serializer):
@@ -28,14 +29,15 @@ class StrictSerializer(serializers.Serializer):
 def caller_membership(request) -> Membership | None:
     if isinstance(request.user, ApiClient):
         return None
-    return selectors.membership_current(user=request.user)
+    return request_membership(request)
 
 
 def caller_account(request) -> Account:
     """The account the caller acts for: the API key's, or the logged-in user's. Never from the request body."""
     if isinstance(request.user, ApiClient):
         return request.user.account
-    account = selectors.account_for_user(user=request.user)
+    membership = request_membership(request)
+    account = membership.account if membership else None
     if account is None:
         raise exceptions.NotFound("You do not belong to an account yet; finish onboarding first.", code="no_account")
     return account
@@ -205,3 +207,155 @@ class ApiKeyDetailView(APIView):
         api_key = get_object_or_404(selectors.api_keys_for_account(account=account), pk=key_id)
         api_key = services.api_key_revoke(api_key=api_key, actor=request.user)
         return Response(ApiKeyOutput(api_key).data)
+
+
+# --- team ------------------------------------------------------------------------------------------------
+
+
+class MemberOutput(serializers.ModelSerializer):
+    email = serializers.EmailField(source="user.email")
+    full_name = serializers.CharField(source="user.full_name")
+    joined_at = serializers.DateTimeField(source="created_at")
+
+    class Meta:
+        model = Membership
+        fields = ["id", "email", "full_name", "role", "is_active", "joined_at"]
+
+
+class MemberRoleInput(StrictSerializer):
+    role = serializers.ChoiceField(choices=["admin", "agent"])
+
+
+class InvitationOutput(serializers.ModelSerializer):
+    invited_by = serializers.EmailField(source="invited_by.email", allow_null=True, default=None)
+    expired = serializers.BooleanField(source="is_expired")
+
+    class Meta:
+        model = Invitation
+        fields = ["id", "email", "role", "status", "invited_by", "created_at", "expires_at", "expired", "send_count"]
+
+
+class InvitationCreateInput(StrictSerializer):
+    email = serializers.EmailField(max_length=254)
+    role = serializers.ChoiceField(choices=["admin", "agent"], default="agent")
+
+
+def _member_of_caller(request, member_id: int) -> Membership:
+    # Scoped lookup: another account's membership id is simply not found.
+    return get_object_or_404(selectors.members_of(account=caller_account(request)), pk=member_id)
+
+
+def _invitation_of_caller(request, invitation_id: int) -> Invitation:
+    return get_object_or_404(selectors.invitations_pending(account=caller_account(request)), pk=invitation_id)
+
+
+def _require_team_manager(request) -> None:
+    require_person(request)
+    membership = caller_membership(request)
+    if membership is None or membership.role not in services.MANAGER_ROLES:
+        raise exceptions.PermissionDenied(
+            "Only the account's owners and admins manage the team.", code="permission_denied"
+        )
+
+
+class MemberListView(APIView):
+    @extend_schema(
+        operation_id="members_list", summary="Members of the caller's account", responses={200: MemberOutput(many=True)}
+    )
+    def get(self, request):
+        return Response(MemberOutput(selectors.members_of(account=caller_account(request)), many=True).data)
+
+
+class MemberDetailView(APIView):
+    @extend_schema(
+        operation_id="members_update",
+        summary="Change a member's role (admin or agent)",
+        request=MemberRoleInput,
+        responses={200: MemberOutput},
+        examples=[OpenApiExample("Promote", request_only=True, value={"role": "admin"})],
+    )
+    def patch(self, request, member_id: int):
+        require_person(request)
+        membership = _member_of_caller(request, member_id)
+        payload = MemberRoleInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        membership = team.membership_change_role(
+            membership=membership, actor=request.user, role=payload.validated_data["role"]
+        )
+        return Response(MemberOutput(membership).data)
+
+
+class MemberActionView(APIView):
+    """POST /members/{id}/deactivate | reactivate | transfer-ownership."""
+
+    action_name = ""
+
+    @extend_schema(request=None, responses={200: MemberOutput})
+    def post(self, request, member_id: int):
+        require_person(request)
+        membership = _member_of_caller(request, member_id)
+        if self.action_name == "deactivate":
+            membership = team.membership_deactivate(membership=membership, actor=request.user)
+        elif self.action_name == "reactivate":
+            membership = team.membership_reactivate(membership=membership, actor=request.user)
+        else:
+            membership = team.ownership_transfer(account=membership.account, actor=request.user, to=membership)
+        return Response(MemberOutput(membership).data)
+
+
+class InvitationListView(APIView):
+    @extend_schema(
+        operation_id="invitations_list",
+        summary="Pending invitations (owners and admins)",
+        responses={200: InvitationOutput(many=True)},
+    )
+    def get(self, request):
+        _require_team_manager(request)
+        return Response(
+            InvitationOutput(selectors.invitations_pending(account=caller_account(request)), many=True).data
+        )
+
+    @extend_schema(
+        operation_id="invitations_create",
+        summary="Invite someone by email; the link is emailed",
+        request=InvitationCreateInput,
+        responses={201: InvitationOutput},
+        examples=[
+            OpenApiExample("Invite an agent", request_only=True, value={"email": "sam@shop.example", "role": "agent"})
+        ],
+    )
+    def post(self, request):
+        require_person(request)
+        payload = InvitationCreateInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        invitation = team.invitation_create(
+            account=caller_account(request), actor=request.user, **payload.validated_data
+        )
+        return Response(InvitationOutput(invitation).data, status=status.HTTP_201_CREATED)
+
+
+class InvitationDetailView(APIView):
+    @extend_schema(
+        operation_id="invitations_revoke", summary="Withdraw a pending invitation", responses={200: InvitationOutput}
+    )
+    def delete(self, request, invitation_id: int):
+        require_person(request)
+        invitation = team.invitation_revoke(
+            invitation=_invitation_of_caller(request, invitation_id), actor=request.user
+        )
+        return Response(InvitationOutput(invitation).data)
+
+
+class InvitationResendView(APIView):
+    @extend_schema(
+        operation_id="invitations_resend",
+        summary="Send a pending invitation again (rate-limited)",
+        request=None,
+        responses={200: InvitationOutput},
+    )
+    def post(self, request, invitation_id: int):
+        require_person(request)
+        invitation = team.invitation_resend(
+            invitation=_invitation_of_caller(request, invitation_id), actor=request.user
+        )
+        return Response(InvitationOutput(invitation).data)

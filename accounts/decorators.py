@@ -7,11 +7,15 @@ from django.shortcuts import redirect
 
 from accounts.selectors import membership_current
 
+CURRENT_ACCOUNT_SESSION_KEY = "tollbooth_account_id"  # set when a user joins another account
+
 
 def request_membership(request):
     """The logged-in user's current membership, looked up once per request."""
     if not hasattr(request, "_tollbooth_membership"):
-        request._tollbooth_membership = membership_current(user=request.user)
+        request._tollbooth_membership = membership_current(
+            user=request.user, preferred_account_id=request.session.get(CURRENT_ACCOUNT_SESSION_KEY)
+        )
     return request._tollbooth_membership
 
 

@@ -89,6 +89,9 @@ class Account(models.Model):
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     # Set by the welcome task when it claims the send: the claim is what makes the email go out once.
     welcome_sent_at = models.DateTimeField(null=True, blank=True)
+    # The plan in force, kept by billing from the account's Stripe subscription (None: no plan chosen yet,
+    # the trial plan applies). The catalog is a leaf app, so accounts may point at it.
+    plan = models.ForeignKey("plans.Plan", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
 
     class Meta:
         indexes = [models.Index(fields=["status"])]
@@ -169,3 +172,44 @@ class AuditLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_label} {self.action}"
+
+
+class InvitationStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    ACCEPTED = "accepted", "Accepted"
+    REVOKED = "revoked", "Revoked"
+
+
+class Invitation(models.Model):
+    """An invitation by email to join an account with a role. The link is signed; the row makes it single use."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField(max_length=254)
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.AGENT)
+    status = models.CharField(max_length=10, choices=InvitationStatus.choices, default=InvitationStatus.PENDING)
+    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    last_sent_at = models.DateTimeField(default=timezone.now)
+    send_count = models.PositiveSmallIntegerField(default=1)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    accepted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # One live invitation per address and account: a second invite of the same person is refused
+            # by the database, whatever two requests race.
+            models.UniqueConstraint(
+                "account", Lower("email"), condition=models.Q(status="pending"), name="one_pending_invitation_per_email"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} → {self.account} ({self.role}, {self.status})"
+
+    @property
+    def is_expired(self) -> bool:
+        return self.status == InvitationStatus.PENDING and self.expires_at <= timezone.now()

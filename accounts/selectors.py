@@ -5,19 +5,27 @@ from __future__ import annotations
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from accounts.models import Account, AccountStatus, ApiKey, AuditLog, Membership, User
+from accounts.models import Account, AccountStatus, ApiKey, AuditLog, Invitation, InvitationStatus, Membership, User
 
 
-def membership_current(*, user: User) -> Membership | None:
-    """The membership a logged-in user works in: their oldest active one (account switching comes later)."""
+def membership_current(*, user: User, preferred_account_id: int | None = None) -> Membership | None:
+    """The membership a logged-in user works in: the session's chosen account if still theirs, else the oldest."""
     if not user or not user.is_authenticated:
         return None
-    return (
-        Membership.objects.select_related("account")
-        .filter(user=user, is_active=True)
-        .order_by("created_at", "pk")
-        .first()
-    )
+    memberships = Membership.objects.select_related("account", "account__plan").filter(user=user, is_active=True)
+    if preferred_account_id:
+        chosen = memberships.filter(account_id=preferred_account_id).first()
+        if chosen:
+            return chosen
+    return memberships.order_by("created_at", "pk").first()
+
+
+def members_of(*, account: Account) -> QuerySet[Membership]:
+    return Membership.objects.filter(account=account).select_related("user").order_by("-is_active", "created_at")
+
+
+def invitations_pending(*, account: Account) -> QuerySet[Invitation]:
+    return Invitation.objects.filter(account=account, status=InvitationStatus.PENDING).select_related("invited_by")
 
 
 def account_for_user(*, user: User) -> Account | None:

@@ -16,6 +16,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.text import slugify
 
+from accounts.entitlements import entitlements_for_account
 from accounts.errors import Conflict, DomainError, NotAllowed
 from accounts.models import Account, AccountStatus, ApiKey, AuditLog, Membership, Role, User
 from accounts.signals import account_provisioned
@@ -231,6 +232,26 @@ ALLOWED_TRANSITIONS: dict[str, set[str]] = {
 }
 
 
+def account_set_plan(*, account: Account, plan, reason: str) -> Account:
+    """Record the plan in force (billing calls this when the subscription's price changes). Audited."""
+    with transaction.atomic():
+        locked = Account.objects.select_for_update().get(pk=account.pk)
+        if locked.plan_id == (plan.pk if plan else None):
+            return locked
+        before = locked.plan.code if locked.plan_id else None
+        locked.plan = plan
+        locked.save(update_fields=["plan"])
+        audit_record(
+            account=locked,
+            actor=None,
+            action="account.plan_changed",
+            before={"plan": before},
+            after={"plan": plan.code if plan else None},
+            reason=reason,
+        )
+    return locked
+
+
 def account_change_status(*, account: Account, to: str, actor: User | None, reason: str) -> Account:
     """Move an account to another status: row locked, move checked, audited. Same status is a no-op."""
     to = AccountStatus(to)
@@ -268,6 +289,10 @@ def _hash_secret(secret: str) -> str:
 def api_key_create(*, account: Account, actor: User, name: str) -> tuple[ApiKey, str]:
     """Issue an API key for the account. Returns the key and its plaintext, which is never stored."""
     require_manager(account=account, actor=actor)
+    if not entitlements_for_account(account=account).has("api_access"):
+        raise NotAllowed(
+            "Your plan doesn't include API access; upgrade to create API keys.", code="feature_not_in_plan"
+        )
     name = " ".join((name or "").split())
     if not name:
         raise DomainError("Give the key a name, e.g. the system that will use it.", field="name", code="required")

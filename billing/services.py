@@ -15,8 +15,8 @@ from djstripe import models as djstripe_models
 from djstripe.settings import djstripe_settings
 
 from accounts.errors import Conflict, DomainError, NotAllowed
-from accounts.models import Account, AccountStatus
-from accounts.services import account_change_status, audit_record, require_manager
+from accounts.models import Account, AccountStatus, Membership
+from accounts.services import account_change_status, account_set_plan, audit_record, require_manager
 from billing import selectors
 from billing.models import CheckoutAttempt, CheckoutStatus
 from billing.stripe_api import idempotent, stripe_api_key, stripe_client
@@ -93,7 +93,7 @@ def checkout_start(*, account: Account, actor, plan_price: PlanPrice) -> Checkou
             "mode": "subscription",
             "customer": customer.id,
             "client_reference_id": str(account.pk),
-            "line_items": [{"price": plan_price.stripe_price_id, "quantity": 1}],
+            "line_items": [{"price": plan_price.stripe_price_id, "quantity": _quantity_for(account, plan_price)}],
             "success_url": f"{settings.SITE_URL}/billing/checkout/success/?session_id={{CHECKOUT_SESSION_ID}}",
             "cancel_url": f"{settings.SITE_URL}/billing/checkout/cancelled/",
             "expires_at": int((now + CHECKOUT_LIFETIME).timestamp()),
@@ -120,6 +120,13 @@ def checkout_start(*, account: Account, actor, plan_price: PlanPrice) -> Checkou
             after={"plan": plan_price.plan.code, "interval": plan_price.interval, "session": session.id},
         )
     return attempt
+
+
+def _quantity_for(account: Account, plan_price: PlanPrice) -> int:
+    """A per-seat plan is bought for the account's active members; a flat plan once."""
+    if not plan_price.plan.per_seat:
+        return 1
+    return max(1, Membership.objects.filter(account=account, is_active=True).count())
 
 
 def _checkout_expire(attempt: CheckoutAttempt) -> None:
@@ -223,6 +230,13 @@ def account_sync_status_from_subscription(*, account: Account) -> Account:
     if subscription is None:
         return account
     status = subscription.stripe_data.get("status")
+    summary = selectors.subscription_summary(account=account)
+    if status in ("active", "trialing", "past_due") and summary and summary.plan_price:
+        account = account_set_plan(
+            account=account,
+            plan=summary.plan_price.plan,
+            reason=f"Stripe subscription {subscription.id} is on {summary.plan_price.lookup_key}",
+        )
     target = ACCOUNT_STATUS_FOR_SUBSCRIPTION.get(status)
     account.refresh_from_db(fields=["status"])
     if target is None or account.status == target or account.status in (AccountStatus.BLOCKED, AccountStatus.CLOSED):
@@ -267,3 +281,40 @@ def webhook_endpoint_ensure(*, base_url: str) -> djstripe_models.WebhookEndpoint
     djstripe_models.WebhookEndpoint.objects.filter(pk=endpoint.pk).update(secret=data["secret"])
     endpoint.refresh_from_db()
     return endpoint
+
+
+# --- seats -------------------------------------------------------------------------------------------------
+
+
+def subscription_sync_seats(*, account: Account, change_id: int) -> int | None:
+    """Make a per-seat subscription's quantity equal the account's active members, with proration.
+
+    `change_id` (the audit row of the team change) names the change in the idempotency key, so a retried
+    task repeats the same write and two different changes never collide. Returns the new quantity, or
+    None when there is nothing to sync (no live subscription, or a flat-priced plan).
+    """
+    summary = selectors.subscription_summary(account=account)
+    if summary is None or summary.status not in ("active", "trialing", "past_due") or summary.plan_price is None:
+        return None
+    if not summary.plan_price.plan.per_seat:
+        return None
+    quantity = max(1, Membership.objects.filter(account=account, is_active=True).count())
+    data = stripe_client().v1.subscriptions.retrieve(summary.id)
+    item = data["items"]["data"][0]
+    if item["quantity"] == quantity:
+        return quantity
+    updated = stripe_client().v1.subscriptions.update(
+        summary.id,
+        params={"items": [{"id": item["id"], "quantity": quantity}], "proration_behavior": "create_prorations"},
+        options=idempotent(f"seats:{summary.id}:change:{change_id}:quantity:{quantity}"),
+    )
+    djstripe_models.Subscription.sync_from_stripe_data(updated, api_key=stripe_api_key())
+    audit_record(
+        account=account,
+        actor=None,
+        action="subscription.seats_synced",
+        target=f"subscription:{summary.id}",
+        before={"quantity": item["quantity"]},
+        after={"quantity": quantity},
+    )
+    return quantity

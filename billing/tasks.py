@@ -16,3 +16,14 @@ def ensure_stripe_customer(account_id: int) -> None:
     if account is None:
         return
     services.customer_ensure(account=account)
+
+
+@shared_task(
+    name="billing.sync_seat_quantity", acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=8
+)
+def sync_seat_quantity(account_id: int, change_id: int) -> None:
+    # Safe to redeliver and retry: the quantity write is idempotent per change.
+    account = Account.objects.filter(pk=account_id).first()
+    if account is None:
+        return
+    services.subscription_sync_seats(account=account, change_id=change_id)

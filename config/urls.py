@@ -14,6 +14,30 @@ api_v1 = [
     path("account", accounts_api.AccountView.as_view(), name="api-account"),
     path("api-keys", accounts_api.ApiKeyListView.as_view(), name="api-keys"),
     path("api-keys/<int:key_id>", accounts_api.ApiKeyDetailView.as_view(), name="api-key-detail"),
+    path("members", accounts_api.MemberListView.as_view(), name="api-members"),
+    path("members/<int:member_id>", accounts_api.MemberDetailView.as_view(), name="api-member"),
+    path(
+        "members/<int:member_id>/deactivate",
+        accounts_api.MemberActionView.as_view(action_name="deactivate"),
+        name="api-member-deactivate",
+    ),
+    path(
+        "members/<int:member_id>/reactivate",
+        accounts_api.MemberActionView.as_view(action_name="reactivate"),
+        name="api-member-reactivate",
+    ),
+    path(
+        "members/<int:member_id>/transfer-ownership",
+        accounts_api.MemberActionView.as_view(action_name="transfer"),
+        name="api-member-transfer",
+    ),
+    path("invitations", accounts_api.InvitationListView.as_view(), name="api-invitations"),
+    path("invitations/<int:invitation_id>", accounts_api.InvitationDetailView.as_view(), name="api-invitation"),
+    path(
+        "invitations/<int:invitation_id>/resend",
+        accounts_api.InvitationResendView.as_view(),
+        name="api-invitation-resend",
+    ),
     path("plans", plans_api.PlanListView.as_view(), name="api-plans"),
     path("subscription", billing_api.SubscriptionView.as_view(), name="api-subscription"),
     path("checkout-sessions", billing_api.CheckoutSessionCreateView.as_view(), name="api-checkout-sessions"),
@@ -26,6 +50,27 @@ urlpatterns = [
     path("onboarding/", accounts_views.onboarding, name="onboarding"),
     path("dashboard/", accounts_views.dashboard, name="dashboard"),
     path("settings/api-keys/", accounts_views.api_keys, name="api_keys"),
+    path("team/", accounts_views.team, name="team"),
+    path("team/invite/", accounts_views.team_invite, name="team_invite"),
+    path("team/members/<int:member_id>/role/", accounts_views.team_member_role, name="team_member_role"),
+    path(
+        "team/members/<int:member_id>/deactivate/", accounts_views.team_member_deactivate, name="team_member_deactivate"
+    ),
+    path(
+        "team/members/<int:member_id>/reactivate/", accounts_views.team_member_reactivate, name="team_member_reactivate"
+    ),
+    path("team/members/<int:member_id>/transfer/", accounts_views.team_member_transfer, name="team_member_transfer"),
+    path(
+        "team/invitations/<int:invitation_id>/revoke/",
+        accounts_views.team_invitation_revoke,
+        name="team_invitation_revoke",
+    ),
+    path(
+        "team/invitations/<int:invitation_id>/resend/",
+        accounts_views.team_invitation_resend,
+        name="team_invitation_resend",
+    ),
+    path("invitations/<str:token>/", accounts_views.invitation_accept, name="invitation_accept"),
     path("settings/api-keys/<int:key_id>/revoke/", accounts_views.api_key_revoke, name="api_key_revoke"),
     path("pricing/", billing_views.pricing, name="pricing"),
     path("billing/", billing_views.billing, name="billing"),

@@ -16,6 +16,9 @@ class Plan(models.Model):
     rank = models.PositiveSmallIntegerField(unique=True)
     is_public = models.BooleanField(default=True, help_text="Shown on the pricing page and selectable by merchants.")
     is_active = models.BooleanField(default=True, help_text="Archived plans keep their subscribers but sell no more.")
+    per_seat = models.BooleanField(
+        default=False, help_text="Priced per seat: the subscription's quantity follows the number of active members."
+    )
 
     class Meta:
         ordering = ["rank"]

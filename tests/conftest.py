@@ -118,5 +118,16 @@ def catalog(db):
     from plans.demo_catalog import catalog_seed_demo
     from plans.models import Entitlement, Plan, PlanPrice
 
-    catalog_seed_demo(Plan, PlanPrice, Entitlement)
+    if not Plan.objects.exists():
+        catalog_seed_demo(Plan, PlanPrice, Entitlement)
     return Plan.objects.order_by("rank")
+
+
+@pytest.fixture(autouse=True)
+def _catalog_for_database_tests(request):
+    """Every test with a database sees the catalog, as every real database has it (the trial plan among it)."""
+    uses_database = request.node.get_closest_marker("django_db") or {"db", "transactional_db", "live_server"} & set(
+        request.fixturenames
+    )
+    if uses_database:
+        request.getfixturevalue("catalog")

@@ -100,13 +100,29 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 
 # Product rules.
 TOLLBOOTH_TRIAL_DAYS = env_int("TOLLBOOTH_TRIAL_DAYS", 14, minimum=0)
+# Usage: a period takes late events for this many hours after its end, then it is closed and billed.
+TOLLBOOTH_USAGE_FINALITY_HOURS = env_int("TOLLBOOTH_USAGE_FINALITY_HOURS", 72, minimum=0)
+# The product's own backend reports usage for any account with this bearer token; empty disables it.
+TOLLBOOTH_PLATFORM_TOKEN = env_str("TOLLBOOTH_PLATFORM_TOKEN", "")
+if TOLLBOOTH_PLATFORM_TOKEN and len(TOLLBOOTH_PLATFORM_TOKEN) < 32:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("TOLLBOOTH_PLATFORM_TOKEN must be at least 32 characters (or empty to disable it).")
+TOLLBOOTH_TRIAL_PLAN = env_str("TOLLBOOTH_TRIAL_PLAN", "pro")  # plan code whose entitlements a trial gets
+TOLLBOOTH_INVITATION_DAYS = env_int("TOLLBOOTH_INVITATION_DAYS", 7, minimum=1)
+# Resending an invitation: at most once per this many minutes, and this many sends in all.
+TOLLBOOTH_INVITATION_RESEND_MINUTES = env_int("TOLLBOOTH_INVITATION_RESEND_MINUTES", 5, minimum=0)
+TOLLBOOTH_INVITATION_MAX_SENDS = env_int("TOLLBOOTH_INVITATION_MAX_SENDS", 5, minimum=1)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "accounts.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "accounts.gates.ApiKeysNeedApiAccess",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
@@ -122,6 +138,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "MemberRoleEnum": "accounts.models.Role",
+        "InvitableRoleEnum": ["admin", "agent"],
+    },
 }
 
 LOGGING = {

@@ -92,6 +92,8 @@ def test_extending_a_trial_in_the_admin_is_audited(ops, populated, staff_user):
             "memberships-0-user": populated.memberships.get().user_id,
             "memberships-0-role": "owner",
             "memberships-0-is_active": "on",
+            "invitations-TOTAL_FORMS": "0",
+            "invitations-INITIAL_FORMS": "0",
             "api_keys-TOTAL_FORMS": "0",
             "api_keys-INITIAL_FORMS": "1",
             "audit_log-TOTAL_FORMS": "0",
