@@ -53,8 +53,19 @@ def dashboard(request):
             "membership": request.membership,
             "trial_days_left": selectors.trial_days_left(account=account),
             "can_manage": request.membership.role in services.MANAGER_ROLES,
+            "plan": request_entitlements(request, account).plan,
+            "gated_features": GATED_FEATURES,
         },
     )
+
+
+# The on/off features a plan may include, as merchants read them.
+GATED_FEATURES = [
+    ("api_access", "API access"),
+    ("automation", "Automation rules"),
+    ("voice", "Voice"),
+    ("sso", "Single sign-on"),
+]
 
 
 @account_required
