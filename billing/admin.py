@@ -1,13 +1,15 @@
-"""Ops' view of billing: checkout attempts, and each account's Stripe customer, subscription and invoices."""
+"""Ops' view of billing: checkout attempts, each account's Stripe objects, usage periods and the ledger."""
 
-from django.contrib import admin
+import stripe
+from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from accounts.admin import AccountAdmin
+from accounts.errors import DomainError
 from accounts.models import Account
-from billing import selectors
-from billing.models import CheckoutAttempt
+from billing import ledger, selectors
+from billing.models import CheckoutAttempt, LedgerEntry, UsageEvent, UsagePeriod, UsageRollup
 
 
 def _admin_link(obj, label=None):
@@ -79,3 +81,111 @@ class BillingAccountAdmin(AccountAdmin):
                 )
             )
         return format_html_join("", "<div>{}</div>", ((part,) for part in parts))
+
+
+class UsageRollupInline(admin.TabularInline):
+    model = UsageRollup
+    extra = 0
+    fields = ["metric", "used", "updated_at"]
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class LedgerEntryInline(admin.TabularInline):
+    model = LedgerEntry
+    extra = 0
+    fields = ["kind", "state", "amount_cents", "currency", "stripe_invoice_item_id", "stripe_invoice_id"]
+    readonly_fields = fields
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(UsagePeriod)
+class UsagePeriodAdmin(admin.ModelAdmin):
+    """Usage per account and period: the rollups (what rating reads) and the ledger entry it produced."""
+
+    list_display = ["account", "start", "end", "state", "plan_price", "used"]
+    list_filter = ["state"]
+    search_fields = ["=account__id", "account__name", "account__billing_email", "subscription_id"]
+    date_hierarchy = "start"
+    readonly_fields = ["account", "start", "end", "subscription_id", "plan_price", "state", "created_at", "rated_at"]
+    inlines = [UsageRollupInline, LedgerEntryInline]
+    list_select_related = ["account", "plan_price__plan"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("rollups")
+
+    @admin.display(description="Used")
+    def used(self, period):
+        return ", ".join(f"{rollup.metric} {rollup.used:,}" for rollup in period.rollups.all()) or "—"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(admin.ModelAdmin):
+    list_display = [
+        "created_at",
+        "account",
+        "period",
+        "kind",
+        "state",
+        "amount",
+        "stripe_invoice_item_id",
+        "stripe_invoice_id",
+        "push_attempts",
+    ]
+    list_filter = ["state", "kind"]
+    search_fields = ["=account__id", "account__name", "stripe_invoice_item_id", "stripe_invoice_id"]
+    readonly_fields = [f.name for f in LedgerEntry._meta.fields]
+    list_select_related = ["account", "period"]
+    actions = ["repush"]
+
+    @admin.display(description="Amount")
+    def amount(self, entry):
+        return f"{entry.amount_cents / 100:,.2f} {entry.currency.upper()}"
+
+    @admin.action(description="Re-push selected stuck entries to Stripe (looks for an existing item first)")
+    def repush(self, request, queryset):
+        for entry in queryset:
+            try:
+                entry = ledger.ledger_entry_repush(entry=entry, actor=request.user)
+            except DomainError as error:
+                self.message_user(request, error.message, messages.WARNING)
+            except stripe.StripeError as error:
+                self.message_user(request, f"Entry {entry.pk}: Stripe refused: {error}", messages.ERROR)
+            else:
+                self.message_user(request, f"Entry {entry.pk} is {entry.get_state_display().lower()}.")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(UsageEvent)
+class UsageEventAdmin(admin.ModelAdmin):
+    list_display = ["received_at", "account_id", "metric", "quantity", "occurred_at", "idempotency_key"]
+    search_fields = ["=account__id", "=idempotency_key"]
+    readonly_fields = [f.name for f in UsageEvent._meta.fields]
+    show_full_result_count = False  # a count(*) over millions of events on every page view is not worth it
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -185,6 +185,9 @@ def subscription_refresh(*, subscription_id: str) -> Account | None:
         return None
     djstripe_models.Subscription.sync_from_stripe_data(data, api_key=stripe_api_key())
     account_sync_status_from_subscription(account=account)
+    from billing.usage import usage_period_raise_plan  # an upgrade applies to the whole current usage period
+
+    usage_period_raise_plan(account=account)
     return account
 
 

@@ -27,3 +27,23 @@ def sync_seat_quantity(account_id: int, change_id: int) -> None:
     if account is None:
         return
     services.subscription_sync_seats(account=account, change_id=change_id)
+
+
+@shared_task(name="billing.rate_closed_usage_periods", acks_late=True)
+def rate_closed_usage_periods() -> int:
+    # Beat runs this every few minutes. Redelivery is harmless: periods are claimed open → rated in the
+    # transaction that writes their ledger entries. The push follows once the rating has committed.
+    from billing import ledger
+
+    rated = ledger.usage_periods_rate_closed()
+    push_ledger_entries.delay()
+    return rated
+
+
+@shared_task(name="billing.push_ledger_entries", acks_late=True)
+def push_ledger_entries() -> int:
+    # Each entry is claimed for a lease before its Stripe write, which carries the entry's idempotency
+    # key and is looked up by metadata on a retry: running this twice, or after a crash, bills once.
+    from billing import ledger
+
+    return ledger.ledger_entries_push_due()

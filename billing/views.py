@@ -133,3 +133,22 @@ def checkout_success(request):
 @account_required
 def checkout_cancelled(request):
     return render(request, "billing/checkout_done.html", {"outcome": "cancelled"})
+
+
+@account_required
+def usage(request):
+    """This period's usage against the plan; owners and admins also see money, agents only units."""
+    from billing.api import usage_payload
+    from billing.usage_selectors import usage_summary
+
+    summary = usage_summary(account=request.account)
+    money_visible = request.membership.role in MANAGER_ROLES
+    return render(
+        request,
+        "billing/usage.html",
+        {
+            "account": request.account,
+            "usage": usage_payload(summary, money_visible=money_visible) if summary else None,
+            "money_visible": money_visible,
+        },
+    )

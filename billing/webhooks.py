@@ -12,7 +12,7 @@ import logging
 from django.dispatch import receiver
 from djstripe.signals import WEBHOOK_SIGNALS
 
-from billing import services
+from billing import ledger, services
 
 logger = logging.getLogger(__name__)
 
@@ -37,3 +37,8 @@ def on_subscription_changed(sender, event, **kwargs):
 @receiver(WEBHOOK_SIGNALS["invoice.payment_failed"])
 def on_invoice_settled(sender, event, **kwargs):
     services.invoice_refresh(invoice_id=_object_id(event))
+
+
+@receiver(WEBHOOK_SIGNALS["invoice.paid"])
+def on_invoice_paid_settle_ledger(sender, event, **kwargs):
+    ledger.ledger_entries_mark_invoiced(invoice_id=_object_id(event))

@@ -42,6 +42,8 @@ api_v1 = [
     path("subscription", billing_api.SubscriptionView.as_view(), name="api-subscription"),
     path("checkout-sessions", billing_api.CheckoutSessionCreateView.as_view(), name="api-checkout-sessions"),
     path("invoices", billing_api.InvoiceListView.as_view(), name="api-invoices"),
+    path("usage-events", billing_api.UsageEventsView.as_view(), name="api-usage-events"),
+    path("usage", billing_api.UsageView.as_view(), name="api-usage"),
 ]
 
 urlpatterns = [
@@ -74,6 +76,7 @@ urlpatterns = [
     path("settings/api-keys/<int:key_id>/revoke/", accounts_views.api_key_revoke, name="api_key_revoke"),
     path("pricing/", billing_views.pricing, name="pricing"),
     path("billing/", billing_views.billing, name="billing"),
+    path("billing/usage/", billing_views.usage, name="usage"),
     path("billing/checkout/", billing_views.checkout_start, name="checkout_start"),
     path("billing/checkout/success/", billing_views.checkout_success, name="checkout_success"),
     path("billing/checkout/cancelled/", billing_views.checkout_cancelled, name="checkout_cancelled"),

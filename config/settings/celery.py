@@ -10,4 +10,10 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # tasks are short and some are long batch jobs: no hoarding
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict = {
+    # Closed usage periods are rated, written to the ledger and pushed to Stripe (the rating task
+    # enqueues the push); every 10 minutes keeps overage within the hour of its finality window ending.
+    "rate-closed-usage-periods": {"task": "billing.rate_closed_usage_periods", "schedule": 600.0},
+    # Retries pushes that failed or crashed (their lease has run out) even when nothing new was rated.
+    "push-ledger-entries": {"task": "billing.push_ledger_entries", "schedule": 900.0},
+}

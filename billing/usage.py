@@ -1,0 +1,436 @@
+"""Usage ingestion: validate a batch of events, book each to its monthly period, insert them in bulk.
+
+Rules (issue 6):
+- An event is `account`, `metric`, `quantity`, `occurred_at`, `idempotency_key`. One bad event refuses
+  only itself: the others are recorded, and the answer says per index whether each was new, a duplicate
+  or refused (with a code, the field and a message).
+- Unique on (account, idempotency key): a repeated key is a duplicate, whatever its content; the first
+  recording stands.
+- Periods are calendar months from the subscription's billing cycle anchor (clamped like Stripe:
+  Jan 31 → Feb 28 → Mar 31), whatever the billing interval. A period accepts events until its end plus
+  the finality window (`TOLLBOOTH_USAGE_FINALITY_HOURS`, 72 by default); then it is closed and a late
+  event is refused (`period_closed`), never booked to the open period: a closed period's rating is final
+  and its quota and price are not the open period's.
+- The plan a period is rated on is the highest-ranked plan the account held while the period was open:
+  an upgrade mid-period applies its quota and overage price to the whole period; downgrades take effect
+  at period end (billing), so they start with the next period.
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+from djstripe import models as djstripe_models
+
+from accounts.models import Account
+from billing.models import UsageEvent, UsagePeriod, UsagePeriodState, UsageRollup
+from billing.selectors import LIVE_STATUSES
+from plans.models import Entitlement, EntitlementKind, PlanPrice
+from plans.selectors import plan_price_by_stripe_id
+
+MAX_BATCH = 1000
+MAX_KEY_LENGTH = 255
+MAX_QUANTITY = 1_000_000  # per event; a larger report is almost surely a bug in the caller
+# Callers' clocks drift: an event up to this far in our future is taken as "now-ish", not refused.
+FUTURE_TOLERANCE = timedelta(minutes=5)
+EVENT_FIELDS = frozenset({"account", "metric", "quantity", "occurred_at", "idempotency_key"})
+
+
+def finality_window() -> timedelta:
+    return timedelta(hours=settings.TOLLBOOTH_USAGE_FINALITY_HOURS)
+
+
+# --- periods -----------------------------------------------------------------------------------------------
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    """`moment` plus whole months, on its day of month clamped to the target month's length (as Stripe)."""
+    index = moment.month - 1 + months
+    year, month = moment.year + index // 12, index % 12 + 1
+    return moment.replace(year=year, month=month, day=min(moment.day, calendar.monthrange(year, month)[1]))
+
+
+def period_bounds(*, anchor: datetime, at: datetime) -> tuple[datetime, datetime]:
+    """The monthly period [start, end) containing `at`, counted from the billing cycle anchor.
+
+    Boundaries are always computed from the anchor (never from the previous boundary), so a 31st anchor
+    comes back to the 31st after February.
+    """
+    k = (at.year - anchor.year) * 12 + (at.month - anchor.month)
+    while add_months(anchor, k) > at:
+        k -= 1
+    while add_months(anchor, k + 1) <= at:
+        k += 1
+    return add_months(anchor, k), add_months(anchor, k + 1)
+
+
+def _ts(value) -> datetime | None:
+    return datetime.fromtimestamp(value, tz=UTC) if value else None
+
+
+@dataclass
+class UsageContext:
+    """What ingestion and the usage page need to know about an account's subscription."""
+
+    account_id: int
+    subscription_id: str
+    status: str
+    anchor: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    plan_price: PlanPrice
+    metered: dict[str, Entitlement] = field(default_factory=dict)
+    _last: tuple[datetime, datetime] | None = None
+
+    def period_for(self, at: datetime) -> tuple[datetime, datetime]:
+        # Most events of a batch fall in the same period: reuse the last answer when it fits.
+        if self._last is None or not (self._last[0] <= at < self._last[1]):
+            self._last = period_bounds(anchor=self.anchor, at=at)
+        return self._last
+
+
+def usage_context(*, account: Account) -> UsageContext | None:
+    """The account's subscription as usage sees it, or None without a subscription on a known plan."""
+    subscriptions = list(
+        djstripe_models.Subscription.objects.filter(customer__subscriber_id=account.pk)
+        .order_by("-created")
+        .only("id", "stripe_data")
+    )
+    subscription = next(
+        (s for status in LIVE_STATUSES for s in subscriptions if s.stripe_data.get("status") == status),
+        subscriptions[0] if subscriptions else None,
+    )
+    if subscription is None:
+        return None
+    data = subscription.stripe_data
+    items = (data.get("items") or {}).get("data") or []
+    first = items[0] if items else {}
+    price = first.get("price")
+    price_id = price.get("id") if isinstance(price, dict) else price
+    plan_price = plan_price_by_stripe_id(stripe_price_id=price_id) if price_id else None
+    anchor = _ts(data.get("billing_cycle_anchor")) or _ts(data.get("start_date"))
+    if plan_price is None or anchor is None:
+        return None
+    metered = {
+        e.feature: e for e in Entitlement.objects.filter(plan_id=plan_price.plan_id, kind=EntitlementKind.METERED)
+    }
+    return UsageContext(
+        account_id=account.pk,
+        subscription_id=subscription.id,
+        status=data.get("status") or "",
+        anchor=anchor,
+        started_at=_ts(data.get("start_date")),
+        ended_at=_ts(data.get("ended_at")),
+        plan_price=plan_price,
+        metered=metered,
+    )
+
+
+def usage_period_raise_plan(*, account: Account, context: UsageContext | None = None, now: datetime | None = None):
+    """Rate the account's current period on its current plan if that plan ranks higher (an upgrade).
+
+    Called when a subscription changes and by ingestion. A conditional UPDATE, so it is idempotent and
+    never lowers a plan: a downgrade takes effect with the next period.
+    """
+    context = context or usage_context(account=account)
+    if context is None:
+        return 0
+    now = now or timezone.now()
+    start, _end = context.period_for(now)
+    return UsagePeriod.objects.filter(
+        account_id=account.pk,
+        start=start,
+        state=UsagePeriodState.OPEN,
+        plan_price__plan__rank__lt=context.plan_price.plan.rank,
+    ).update(plan_price=context.plan_price)
+
+
+# --- validation ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Refusal:
+    code: str
+    field: str | None
+    message: str
+
+    def as_dict(self) -> dict:
+        return {"code": self.code, "field": self.field, "message": self.message}
+
+
+@dataclass
+class _Event:
+    index: int
+    account_id: int
+    metric: str
+    quantity: int
+    occurred_at: datetime
+    key: str
+    period_start: datetime | None = None
+    period_end: datetime | None = None
+
+
+def _parse_time(value) -> datetime | Refusal:
+    if not isinstance(value, str):
+        return Refusal("invalid_occurred_at", "occurred_at", "Give occurred_at as an ISO 8601 string.")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return Refusal("invalid_occurred_at", "occurred_at", f"occurred_at {value[:40]!r} is not an ISO 8601 time.")
+    if moment.tzinfo is None:
+        return Refusal(
+            "invalid_occurred_at", "occurred_at", "occurred_at needs a time zone (e.g. 2026-11-24T10:00:00Z)."
+        )
+    return moment.astimezone(UTC)
+
+
+def _check_shape(raw, index: int, default_account_id: int | None) -> _Event | Refusal:
+    """The event's own fields, without looking anything up."""
+    if not isinstance(raw, dict):
+        return Refusal("invalid_event", None, "An event is a JSON object.")
+    unknown = sorted(set(raw) - EVENT_FIELDS)
+    if unknown:
+        return Refusal("unknown_field", unknown[0], f"Unknown field {unknown[0]!r}.")
+    account_id = raw.get("account", default_account_id)
+    if account_id is None:
+        return Refusal("required", "account", "Say which account the event is for (its id).")
+    if isinstance(account_id, bool) or not isinstance(account_id, int) or account_id <= 0:
+        return Refusal("invalid_account", "account", "account is an account id (a positive integer).")
+    metric = raw.get("metric")
+    if not isinstance(metric, str) or not metric:
+        return Refusal("required", "metric", "Name the metric, e.g. 'tickets'.")
+    quantity = raw.get("quantity")
+    if quantity is None:
+        return Refusal("required", "quantity", "Give a quantity (a positive integer).")
+    if isinstance(quantity, bool) or not isinstance(quantity, int):
+        return Refusal("invalid_quantity", "quantity", "quantity must be a whole number.")
+    if quantity <= 0:
+        return Refusal("invalid_quantity", "quantity", "quantity must be positive.")
+    if quantity > MAX_QUANTITY:
+        return Refusal("invalid_quantity", "quantity", f"quantity may be at most {MAX_QUANTITY:,} per event.")
+    key = raw.get("idempotency_key")
+    if not isinstance(key, str) or not key.strip():
+        return Refusal("required", "idempotency_key", "Give every event an idempotency key you choose.")
+    if len(key) > MAX_KEY_LENGTH:
+        return Refusal(
+            "invalid_idempotency_key",
+            "idempotency_key",
+            f"idempotency_key may be at most {MAX_KEY_LENGTH} characters (it has {len(key)}).",
+        )
+    if "occurred_at" not in raw:
+        return Refusal("required", "occurred_at", "Say when the usage occurred (occurred_at).")
+    occurred_at = _parse_time(raw["occurred_at"])
+    if isinstance(occurred_at, Refusal):
+        return occurred_at
+    return _Event(index, account_id, metric, quantity, occurred_at, key)
+
+
+# --- ingestion ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class IngestResult:
+    results: list[dict]
+    counts: dict[str, int]
+
+
+def usage_events_record(*, events: list, caller_account: Account | None, now: datetime | None = None) -> IngestResult:
+    """Record a batch of usage events; return one result per index (new, duplicate or refused).
+
+    `caller_account` is the API key's account (events may only be for it), or None for the platform
+    token (events name any account). One SQL statement inserts the events with ON CONFLICT DO NOTHING
+    and adds only the rows it actually inserted to the period rollups, in the same transaction, so a
+    retried or concurrent batch is counted once.
+    """
+    now = now or timezone.now()
+    window = finality_window()
+    results: list[dict | None] = [None] * len(events)
+
+    def refuse(index: int, refusal: Refusal) -> None:
+        results[index] = {"index": index, "status": "refused", "error": refusal.as_dict()}
+
+    default_account_id = caller_account.pk if caller_account else None
+    shaped: list[_Event] = []
+    for index, raw in enumerate(events):
+        event = _check_shape(raw, index, default_account_id)
+        if isinstance(event, Refusal):
+            refuse(index, event)
+        elif caller_account is not None and event.account_id != caller_account.pk:
+            refuse(index, Refusal("account_not_allowed", "account", "This API key reports for its own account only."))
+        else:
+            shaped.append(event)
+
+    accounts = {caller_account.pk: caller_account} if caller_account else {}
+    wanted = {e.account_id for e in shaped} - set(accounts)
+    if wanted:
+        accounts.update(Account.objects.in_bulk(wanted))
+    contexts: dict[int, UsageContext | None] = {}
+    accepted: list[_Event] = []
+    seen: dict[tuple[int, str], int] = {}
+    for event in shaped:
+        account = accounts.get(event.account_id)
+        if account is None:
+            refuse(event.index, Refusal("unknown_account", "account", f"No account {event.account_id}."))
+            continue
+        if event.account_id not in contexts:
+            contexts[event.account_id] = usage_context(account=account)
+        context = contexts[event.account_id]
+        refusal = _check_against_subscription(event, context, now, window)
+        if refusal:
+            refuse(event.index, refusal)
+            continue
+        first = seen.setdefault((event.account_id, event.key), event.index)
+        if first != event.index:
+            # The same key twice in one batch: the first stands, as if the second were a retry.
+            results[event.index] = {"index": event.index, "status": "duplicate", "duplicate_of_index": first}
+            continue
+        accepted.append(event)
+
+    for account_id, context in contexts.items():
+        if context is not None:
+            # Outside the insert's transaction: raising a plan locks the period row for update, which
+            # must never wait behind (or deadlock with) the FOR SHARE locks taken below.
+            usage_period_raise_plan(account=accounts[account_id], context=context, now=now)
+
+    if accepted:
+        inserted = _insert(accepted, contexts, results, now, window)
+        for event in accepted:
+            if results[event.index] is not None:
+                continue
+            event_id = inserted.get((event.account_id, event.key))
+            if event_id is None:
+                results[event.index] = {"index": event.index, "status": "duplicate"}
+            else:
+                results[event.index] = {"index": event.index, "status": "new", "id": event_id}
+
+    counts = {"new": 0, "duplicate": 0, "refused": 0}
+    for result in results:
+        counts[result["status"]] += 1
+    return IngestResult(results=results, counts=counts)
+
+
+def _check_against_subscription(
+    event: _Event, context: UsageContext | None, now: datetime, window: timedelta
+) -> Refusal | None:
+    if context is None:
+        return Refusal("no_subscription", "account", "This account has no subscription to report usage against.")
+    if event.metric not in context.metered:
+        allowed = ", ".join(sorted(context.metered)) or "none"
+        return Refusal(
+            "metric_not_in_plan",
+            "metric",
+            f"{event.metric[:40]!r} is not metered on the {context.plan_price.plan.name} plan (metered: {allowed}).",
+        )
+    if event.occurred_at > now + FUTURE_TOLERANCE:
+        return Refusal("occurred_in_future", "occurred_at", "occurred_at is in the future.")
+    if context.started_at and event.occurred_at < context.started_at:
+        return Refusal("before_subscription", "occurred_at", "occurred_at is before the subscription started.")
+    if context.ended_at and event.occurred_at >= context.ended_at:
+        return Refusal("after_subscription", "occurred_at", "occurred_at is after the subscription ended.")
+    start, end = context.period_for(event.occurred_at)
+    if end + window <= now:
+        return _closed_refusal(start, end, window)
+    event.period_start, event.period_end = start, end
+    return None
+
+
+def _closed_refusal(start: datetime, end: datetime, window: timedelta) -> Refusal:
+    hours = int(window.total_seconds() // 3600)
+    return Refusal(
+        "period_closed",
+        "occurred_at",
+        f"The usage period {start:%Y-%m-%d} - {end:%Y-%m-%d} closed {hours} hours after its end; "
+        "it has been billed and takes no more events.",
+    )
+
+
+def _insert(accepted, contexts, results, now, window) -> dict[tuple[int, str], int]:
+    event_table = UsageEvent._meta.db_table
+    rollup_table = UsageRollup._meta.db_table
+    period_table = UsagePeriod._meta.db_table
+    with transaction.atomic():
+        periods = _periods_ensure(accepted, contexts, now)
+        # Hold the periods FOR SHARE until commit: the beat job's claim (an UPDATE) waits for us, so an
+        # event is either in the rollup when its period is rated, or refused because it is rated.
+        ids = sorted({pid for pid, _state in periods.values()})
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT id, state FROM {period_table} WHERE id = ANY(%s) ORDER BY id FOR SHARE", [ids])  # noqa: S608
+            states = dict(cursor.fetchall())
+        rows = []
+        for event in accepted:
+            period_id, _ = periods[(event.account_id, event.period_start)]
+            if states.get(period_id) != UsagePeriodState.OPEN:
+                results[event.index] = {
+                    "index": event.index,
+                    "status": "refused",
+                    "error": _closed_refusal(event.period_start, event.period_end, window).as_dict(),
+                }
+                continue
+            rows.append((event.account_id, event.key, period_id, event.metric, event.quantity, event.occurred_at))
+        if not rows:
+            return {}
+        # Sorted by the unique key: concurrent batches sharing keys wait on each other in the same order
+        # instead of deadlocking.
+        rows.sort(key=lambda row: (row[0], row[1]))
+        columns = list(zip(*rows, strict=True))
+        sql = f"""
+            WITH ins AS (
+                INSERT INTO {event_table} (account_id, idempotency_key, period_id, metric, quantity, occurred_at, received_at)
+                SELECT a, k, p, m, q, o, %s
+                FROM unnest(%s::bigint[], %s::varchar[], %s::bigint[], %s::varchar[], %s::integer[], %s::timestamptz[])
+                    AS t(a, k, p, m, q, o)
+                ON CONFLICT (account_id, idempotency_key) DO NOTHING
+                RETURNING id, account_id, idempotency_key, period_id, metric, quantity
+            ), rolled AS (
+                INSERT INTO {rollup_table} (period_id, metric, used, updated_at)
+                SELECT period_id, metric, sum(quantity), %s FROM ins
+                GROUP BY period_id, metric ORDER BY period_id, metric
+                ON CONFLICT (period_id, metric)
+                DO UPDATE SET used = {rollup_table}.used + excluded.used, updated_at = excluded.updated_at
+            )
+            SELECT id, account_id, idempotency_key FROM ins
+        """  # noqa: E501, S608
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [now, *[list(column) for column in columns], now])
+            return {(account_id, key): event_id for event_id, account_id, key in cursor.fetchall()}
+
+
+def _periods_ensure(accepted, contexts, now) -> dict[tuple[int, datetime], tuple[int, str]]:
+    """Ids of the periods the events fall in, creating the missing ones (ON CONFLICT DO NOTHING)."""
+    wanted: dict[tuple[int, datetime], tuple[datetime, UsageContext]] = {}
+    for event in accepted:
+        wanted.setdefault((event.account_id, event.period_start), (event.period_end, contexts[event.account_id]))
+    account_ids = sorted({account_id for account_id, _ in wanted})
+    starts = sorted({start for _, start in wanted})
+    found = {
+        (account_id, start): (pid, state)
+        for pid, account_id, start, state in UsagePeriod.objects.filter(
+            account_id__in=account_ids, start__in=starts
+        ).values_list("id", "account_id", "start", "state")
+    }
+    missing = sorted(key for key in wanted if key not in found)
+    if missing:
+        UsagePeriod.objects.bulk_create(
+            [
+                UsagePeriod(
+                    account_id=account_id,
+                    start=start,
+                    end=wanted[(account_id, start)][0],
+                    subscription_id=wanted[(account_id, start)][1].subscription_id,
+                    plan_price=wanted[(account_id, start)][1].plan_price,
+                    created_at=now,
+                )
+                for account_id, start in missing
+            ],
+            ignore_conflicts=True,  # a concurrent batch created it first: we read its id below
+        )
+        for pid, account_id, start, state in UsagePeriod.objects.filter(
+            account_id__in=[a for a, _ in missing], start__in=[s for _, s in missing]
+        ).values_list("id", "account_id", "start", "state"):
+            found[(account_id, start)] = (pid, state)
+    return found
