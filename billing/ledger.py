@@ -214,7 +214,8 @@ def _description(entry: LedgerEntry) -> str:
 
 def _find_invoice_item(client, customer_id: str, entry: LedgerEntry):
     """The invoice item an earlier push created for this entry, found by its metadata (or None)."""
-    since = int((entry.created_at - timedelta(days=1)).timestamp())
+    # No item for a period can predate it; the bound keeps the scan to recent items of a long-lived customer.
+    since = int((entry.period.start - timedelta(days=1)).timestamp())
     items = client.v1.invoice_items.list(params={"customer": customer_id, "created": {"gte": since}, "limit": 100})
     for item in items.auto_paging_iter():
         if (item.get("metadata") or {}).get("ledger_entry_id") == str(entry.pk):
