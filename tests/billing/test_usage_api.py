@@ -12,7 +12,7 @@ from billing.usage import usage_events_record
 from tests.billing.usage_helpers import PLATFORM_TOKEN, api_key_for, event, subscribe
 
 ANCHOR = datetime(2026, 3, 1, tzinfo=UTC)
-NOW = datetime(2026, 4, 16, tzinfo=UTC)  # half-way through 1 Apr – 1 May (30 days)
+NOW = datetime(2026, 4, 16, tzinfo=UTC)  # half-way through 1 Apr - 1 May (30 days)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from tests.billing.usage_helpers import PLATFORM_TOKEN, api_key_for, event, plat
 from tests.factories import AccountFactory
 
 ANCHOR = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
-NOW = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)  # inside the period 28 Feb 12:00 – 31 Mar 12:00
+NOW = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)  # inside the period 28 Feb 12:00 - 31 Mar 12:00
 
 
 @pytest.fixture(autouse=True)
