@@ -176,9 +176,24 @@ def _account_for_customer(customer_id: str | None) -> Account | None:
     return customer.subscriber
 
 
+def _retrieve_or_none(service, object_id: str):
+    """Re-read an object named by an event. Gone at Stripe (deleted, or another Stripe account's): None,
+    logged, so the event is acknowledged instead of being redelivered forever. Other errors propagate
+    and Stripe redelivers the event."""
+    try:
+        return service.retrieve(object_id)
+    except stripe.InvalidRequestError as error:
+        if error.code != "resource_missing":
+            raise
+        logger.warning("Stripe has no %s any more; event ignored.", object_id)
+        return None
+
+
 def subscription_refresh(*, subscription_id: str) -> Account | None:
     """Re-read a subscription from Stripe into the mirror and bring its account's status in line."""
-    data = stripe_client().v1.subscriptions.retrieve(subscription_id)
+    data = _retrieve_or_none(stripe_client().v1.subscriptions, subscription_id)
+    if data is None:
+        return None
     account = _account_for_customer(data.get("customer"))
     if account is None:
         logger.warning("Stripe subscription %s belongs to no Tollbooth account; ignored.", subscription_id)
@@ -192,7 +207,9 @@ def subscription_refresh(*, subscription_id: str) -> Account | None:
 
 
 def invoice_refresh(*, invoice_id: str) -> Account | None:
-    data = stripe_client().v1.invoices.retrieve(invoice_id)
+    data = _retrieve_or_none(stripe_client().v1.invoices, invoice_id)
+    if data is None:
+        return None
     account = _account_for_customer(data.get("customer"))
     if account is None:
         logger.warning("Stripe invoice %s belongs to no Tollbooth account; ignored.", invoice_id)
@@ -214,7 +231,9 @@ def _invoice_subscription_id(invoice) -> str | None:
 
 def checkout_completed(*, session_id: str) -> Account | None:
     """A Checkout Session completed: mark our attempt, mirror the subscription, activate the account."""
-    session = stripe_client().v1.checkout.sessions.retrieve(session_id)
+    session = _retrieve_or_none(stripe_client().v1.checkout.sessions, session_id)
+    if session is None:
+        return None
     account = _account_for_customer(session.get("customer"))
     if account is None:
         logger.warning("Checkout session %s belongs to no Tollbooth account; ignored.", session_id)

@@ -1,3 +1,2 @@
-from tests.sandbox.fixtures import sandbox, sandbox_server, stripe_client
-
-__all__ = ["sandbox", "sandbox_server", "stripe_client"]
+# The sandbox fixtures (`sandbox_server`, `sandbox`, `stripe_client`) come from tests/conftest.py, so the
+# whole session shares one sandbox server: the one the product's settings point at.
