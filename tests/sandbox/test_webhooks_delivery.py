@@ -216,6 +216,14 @@ def test_drop_then_redeliver_lets_later_events_pass(hooks, receiver, stripe_clie
     hooks.request("POST", "/_sandbox/webhooks/config", {"retry_base_seconds": "0.3"}, api_key=None)
     _fault(hooks, endpoint.id, drop_then_redeliver=True)
     first = stripe_client.v1.products.create(params={"name": "a"})
+    # Turn the fault off only once the first attempt was dropped: otherwise the worker may pick the event
+    # up after the fault is gone and deliver it normally, first.
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        attempts = hooks.request("GET", "/_sandbox/deliveries", {"endpoint": endpoint.id}, api_key=None).body["data"]
+        if any(not attempt["delivered"] for attempt in attempts):
+            break
+        time.sleep(0.01)
     _fault(hooks, endpoint.id, drop_then_redeliver=False)
     stripe_client.v1.products.create(params={"name": "b"})
     _flush(hooks)
