@@ -32,6 +32,11 @@ lock: $(STAMP)
 	print('\n'.join(p['dependencies'] + p['optional-dependencies']['dev']))" > $(VENV)/requirements.in
 	@$(PY) -m pip install --quiet --upgrade -r $(VENV)/requirements.in && $(PY) -m pip freeze > requirements.txt
 
+## bench: usage ingestion over HTTP (gunicorn, 2 workers) vs psycopg executemany, and rating 100,000 periods
+bench: $(STAMP)
+	@$(PY) -m bench.ingest $(BENCH_ARGS)
+	@$(PY) -m bench.rating
+
 sandbox: $(STAMP)
 	@$(PY) -m sandbox --port 12111
 
