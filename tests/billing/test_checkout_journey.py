@@ -248,3 +248,17 @@ def test_ops_see_the_accounts_stripe_customer_subscription_and_invoices(client, 
     assert "Pro" in html
     found = client.get("/admin/accounts/account/", {"q": customer.id})
     assert list(found.context["cl"].result_list) == [shop.account]
+
+
+def test_after_subscribing_each_persona_sees_only_what_it_may(client, shop, agent, outsider):
+    session_id = _start_checkout(client, shop)
+    _pay(shop.sandbox, session_id, VISA)
+    _flush(shop.sandbox)
+    owner_view = shop.api().get("/api/v1/subscription").json()
+    assert (owner_view["account_status"], owner_view["subscription"]["plan"]) == ("active", "pro")
+    assert owner_view["subscription"]["amount_cents"] == 9900
+    assert len(shop.api().get("/api/v1/invoices").json()) == 1
+    assert agent.api().get("/api/v1/subscription").status_code == 403
+    assert agent.api().get("/api/v1/invoices").status_code == 403
+    assert outsider.api().get("/api/v1/subscription").json()["subscription"] is None
+    assert outsider.api().get("/api/v1/invoices").json() == []
