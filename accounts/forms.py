@@ -1,7 +1,70 @@
+import time
+
+from allauth.account.forms import SignupForm as AllauthSignupForm
+from allauth.core import context
 from django import forms
+from django.conf import settings
+from django.core import signing
 from django_countries import countries
 
+from accounts.http import client_ip
 from accounts.services import ACCOUNT_NAME_MAX
+
+SIGNUP_STARTED_SALT = "tollbooth.signup.started"
+# What a refused signup reads, whatever refused it: names no rule and says nothing about other accounts.
+SIGNUP_REFUSED_MESSAGE = (
+    "We couldn't create an account with these details. If you think this is a mistake, write to support."
+)
+
+
+def signup_started_token(at: float | None = None) -> str:
+    """The signed time the signup form was served: a bot posting at once (or without loading it) shows."""
+    return signing.dumps(at if at is not None else time.time(), salt=SIGNUP_STARTED_SALT)
+
+
+class SignupForm(AllauthSignupForm):
+    """allauth's signup form plus a honeypot and the form's start time; fraud is asked once, in clean()."""
+
+    # Hidden from people by CSS (not type=hidden, which bots skip); a value means a bot filled every field.
+    website = forms.CharField(
+        required=False,
+        label="Leave this field empty",
+        widget=forms.TextInput(
+            attrs={"style": "position:absolute;left:-10000px;", "tabindex": "-1", "autocomplete": "off"}
+        ),
+    )
+    started = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["started"].initial = signup_started_token()
+        self.signup_risk_hold = False
+
+    def _form_seconds(self) -> float | None:
+        try:
+            started = signing.loads(self.data.get("started") or "", salt=SIGNUP_STARTED_SALT, max_age=86400)
+            return max(0.0, time.time() - float(started))
+        except (signing.BadSignature, TypeError, ValueError):
+            return None
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned  # only a signup that would otherwise go through is scored (and counted)
+        from fraud.services import assess_signup  # the one place accounts asks fraud
+
+        request = context.request
+        verdict = assess_signup(
+            email=cleaned.get("email") or "",
+            ip=client_ip(request) if request else None,
+            device_id=request.COOKIES.get(settings.FRAUD_DEVICE_COOKIE) if request else None,
+            honeypot=self.data.get("website") or "",
+            form_seconds=self._form_seconds(),
+        )
+        if verdict.blocked:
+            raise forms.ValidationError(SIGNUP_REFUSED_MESSAGE, code="refused")
+        self.signup_risk_hold = verdict.hold
+        return cleaned
 
 
 class OnboardingForm(forms.Form):

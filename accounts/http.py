@@ -11,3 +11,10 @@ def client_ip(request) -> str | None:
         if len(forwarded) >= hops:
             return forwarded[-hops]
     return request.META.get("REMOTE_ADDR") or None
+
+
+def client_country(request) -> str:
+    """The caller's country as a trusted proxy or CDN states it (FRAUD_IP_COUNTRY_HEADER), or "" when unknown."""
+    header = getattr(settings, "FRAUD_IP_COUNTRY_HEADER", "")
+    value = (request.META.get(header, "") if header else "").strip().upper()
+    return value if len(value) == 2 and value.isalpha() and value != "XX" else ""

@@ -41,6 +41,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_active = models.BooleanField(default=True)
     date_joined = models.DateTimeField(default=timezone.now)
     signup_ip = models.GenericIPAddressField(null=True, blank=True)
+    # Fraud sent this signup to review before the user had an account: the account they provision starts
+    # on hold (see Account.risk_hold). Set through accounts.services only.
+    signup_risk_hold = models.BooleanField(default=False)
 
     objects = UserManager()
 
@@ -92,6 +95,12 @@ class Account(models.Model):
     # The plan in force, kept by billing from the account's Stripe subscription (None: no plan chosen yet,
     # the trial plan applies). The catalog is a leaf app, so accounts may point at it.
     plan = models.ForeignKey("plans.Plan", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    # Fraud review pending: the account works, but cannot check out, invite or create API keys until ops
+    # approve it. Set and cleared by fraud through `account_set_risk_hold` (audited); merchants see only that
+    # a review is under way, never why.
+    risk_hold = models.BooleanField(default=False)
+    # When the account earned good standing before its age did: first invoice paid, or approved by fraud ops.
+    trusted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["status"])]

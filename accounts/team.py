@@ -22,7 +22,7 @@ from django.utils import timezone
 from accounts.entitlements import entitlements_for_account, smallest_plan_with
 from accounts.errors import Conflict, DomainError, NotAllowed
 from accounts.models import Account, AccountStatus, Invitation, InvitationStatus, Membership, Role, User
-from accounts.services import MANAGER_ROLES, audit_record
+from accounts.services import MANAGER_ROLES, account_in_good_standing, audit_record, require_not_on_hold
 from accounts.signals import seats_changed
 
 INVITATION_SALT = "tollbooth.invitation"
@@ -94,6 +94,19 @@ def _require_additions_allowed(account: Account) -> None:
         )
 
 
+def _require_standing_for_large_team(account: Account) -> None:
+    """A new account may invite a few agents at once; past FRAUD_NEW_ACCOUNT_MAX_AGENTS it needs good standing
+    (seat farms and spam teams are built in the first days). Call under the lock."""
+    if seats_in_use(account=account) + 1 <= settings.FRAUD_NEW_ACCOUNT_MAX_AGENTS:
+        return
+    if not account_in_good_standing(account=account):
+        raise NotAllowed(
+            f"A new account can have up to {settings.FRAUD_NEW_ACCOUNT_MAX_AGENTS} people until its first invoice "
+            f"is paid or it is {settings.FRAUD_GOOD_STANDING_DAYS} days old.",
+            code="good_standing_required",
+        )
+
+
 def _announce_seat_change(account: Account, change_id: int) -> None:
     # Billing follows (per-seat quantity) once the change is committed; accounts knows nothing of it.
     transaction.on_commit(partial(seats_changed.send, sender=Account, account_id=account.pk, change_id=change_id))
@@ -159,6 +172,8 @@ def invitation_create(*, account: Account, actor: User, email: str, role: str = 
     with transaction.atomic():
         account = _lock(account)
         _require_additions_allowed(account)
+        require_not_on_hold(account=account, action="inviting people")
+        _require_standing_for_large_team(account)
         member = Membership.objects.filter(account=account, user__email__iexact=email).first()
         if member is not None:
             message = (

@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 
 from accounts.api import StrictSerializer, caller_account, caller_membership, require_person
 from accounts.authentication import ApiClient, ApiKeyAuthentication
+from accounts.http import client_country, client_ip
 from accounts.services import MANAGER_ROLES
 from billing import selectors, services, usage, usage_selectors
 from billing.authentication import PlatformClient, PlatformTokenAuthentication
@@ -118,7 +119,11 @@ class CheckoutSessionCreateView(APIView):
         payload = CheckoutSessionInput(data=request.data)
         payload.is_valid(raise_exception=True)
         attempt = services.checkout_start(
-            account=account, actor=request.user, plan_price=payload.validated_data["plan_price_id"]
+            account=account,
+            actor=request.user,
+            plan_price=payload.validated_data["plan_price_id"],
+            ip=client_ip(request),
+            ip_country=client_country(request),
         )
         return Response(CheckoutSessionOutput(attempt).data, status=status.HTTP_201_CREATED)
 

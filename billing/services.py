@@ -20,6 +20,7 @@ from accounts.services import account_change_status, account_set_plan, audit_rec
 from billing import selectors
 from billing.models import CheckoutAttempt, CheckoutStatus
 from billing.stripe_api import idempotent, stripe_api_key, stripe_client
+from fraud.services import checkout_assess as fraud_checkout_assess
 from plans.models import PlanPrice
 
 logger = logging.getLogger(__name__)
@@ -57,7 +58,9 @@ CHECKOUT_LIFETIME = timedelta(minutes=30)  # Stripe's minimum; a merchant who wa
 MIN_TRIAL_LEFT_FOR_CHECKOUT = timedelta(hours=48)
 
 
-def checkout_start(*, account: Account, actor, plan_price: PlanPrice) -> CheckoutAttempt:
+def checkout_start(
+    *, account: Account, actor, plan_price: PlanPrice, ip: str | None = None, ip_country: str = ""
+) -> CheckoutAttempt:
     """Open a Stripe Checkout Session (subscription mode) for the account and return its attempt.
 
     Only owners and admins may; not while a subscription binds the account; a repeat for the same price
@@ -71,6 +74,8 @@ def checkout_start(*, account: Account, actor, plan_price: PlanPrice) -> Checkou
         raise DomainError("This plan isn't available for sale yet.", field="plan_price", code="plan_unavailable")
     if account.status in (AccountStatus.BLOCKED, AccountStatus.CLOSED):
         raise NotAllowed("This account can't start a subscription; contact support.", code="account_not_allowed")
+    # Fraud admits the checkout (or refuses it: review pending, card-testing cool-off) and notes the client's IP.
+    fraud_checkout_assess(account=account, ip=ip, ip_country=ip_country)
 
     customer = customer_ensure(account=account)
     with transaction.atomic():

@@ -11,6 +11,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.decorators import account_required, request_membership
 from accounts.errors import DomainError
+from accounts.http import client_country, client_ip
 from accounts.services import MANAGER_ROLES
 from billing import selectors, services
 from billing.stripe_api import stripe_client
@@ -111,7 +112,13 @@ def checkout_start(request):
         messages.error(request, "Choose a plan first.")
         return redirect("pricing")
     try:
-        attempt = services.checkout_start(account=request.account, actor=request.user, plan_price=price)
+        attempt = services.checkout_start(
+            account=request.account,
+            actor=request.user,
+            plan_price=price,
+            ip=client_ip(request),
+            ip_country=client_country(request),
+        )
     except DomainError as error:
         messages.error(request, error.message)
         return redirect("pricing")

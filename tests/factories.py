@@ -35,6 +35,8 @@ class AccountFactory(factory.django.DjangoModelFactory):
     country = "FR"
     billing_email = factory.Sequence(lambda n: f"billing{n}@shop{n}.example")
     trial_ends_at = factory.LazyFunction(lambda: timezone.now() + timedelta(days=14))
+    # An unremarkable account is in good standing; fraud tests make new, untrusted ones explicitly.
+    trusted_at = factory.LazyFunction(timezone.now)
 
 
 class MembershipFactory(factory.django.DjangoModelFactory):

@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "accounts",
     "plans",
     "billing",
+    "fraud",
 ]
 
 MIDDLEWARE = [
@@ -43,6 +44,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "fraud.middleware.DeviceCookieMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -113,6 +115,18 @@ TOLLBOOTH_INVITATION_DAYS = env_int("TOLLBOOTH_INVITATION_DAYS", 7, minimum=1)
 # Resending an invitation: at most once per this many minutes, and this many sends in all.
 TOLLBOOTH_INVITATION_RESEND_MINUTES = env_int("TOLLBOOTH_INVITATION_RESEND_MINUTES", 5, minimum=0)
 TOLLBOOTH_INVITATION_MAX_SENDS = env_int("TOLLBOOTH_INVITATION_MAX_SENDS", 5, minimum=1)
+
+# Fraud (fraud/). A decision adds up its signals' scores: allow below REVIEW, review from REVIEW, block from BLOCK.
+FRAUD_REVIEW_SCORE = env_int("FRAUD_REVIEW_SCORE", 50, minimum=1)
+FRAUD_BLOCK_SCORE = env_int("FRAUD_BLOCK_SCORE", 100, minimum=1)
+# Costly features (API keys, a team past FRAUD_NEW_ACCOUNT_MAX_AGENTS people) wait for a paid first invoice or
+# this many days of age.
+FRAUD_GOOD_STANDING_DAYS = env_int("FRAUD_GOOD_STANDING_DAYS", 7, minimum=0)
+FRAUD_NEW_ACCOUNT_MAX_AGENTS = env_int("FRAUD_NEW_ACCOUNT_MAX_AGENTS", 5, minimum=1)
+# A long-lived first-party cookie that tells one browser from another across signups (device velocity).
+FRAUD_DEVICE_COOKIE = "tb_device"
+# The request header a trusted proxy/CDN puts the client's country in (e.g. HTTP_CF_IPCOUNTRY); empty: unknown.
+FRAUD_IP_COUNTRY_HEADER = env_str("FRAUD_IP_COUNTRY_HEADER", "")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

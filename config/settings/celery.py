@@ -16,4 +16,6 @@ CELERY_BEAT_SCHEDULE: dict = {
     "rate-closed-usage-periods": {"task": "billing.rate_closed_usage_periods", "schedule": 600.0},
     # Retries pushes that failed or crashed (their lease has run out) even when nothing new was rated.
     "push-ledger-entries": {"task": "billing.push_ledger_entries", "schedule": 900.0},
+    # Usage far above the plan's daily share raises a fraud signal; hourly catches a burst within its day.
+    "scan-usage-bursts": {"task": "fraud.scan_usage_bursts", "schedule": 3600.0},
 }

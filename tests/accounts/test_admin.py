@@ -15,6 +15,9 @@ def _admin_url(model, name, *args):
 
 @pytest.fixture
 def ops(client, staff_user):
+    from django.contrib.auth.models import Group
+
+    staff_user.groups.add(Group.objects.get_or_create(name="fraud")[0])  # fraud's pages are for this group only
     client.force_login(staff_user)
     return client
 
@@ -24,6 +27,8 @@ def populated(db):
     """One row in each of our models, made the way the product makes them."""
     user = UserFactory(email="ada@adashop.example")
     account = account_provision(user=user, name="Ada's Shop", signup_ip="203.0.113.9", country="FR")
+    Account.objects.filter(pk=account.pk).update(trusted_at=account.created_at)  # API keys need good standing
+    account.refresh_from_db()
     api_key_create(account=account, actor=user, name="Shop backend")
     return account
 

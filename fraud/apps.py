@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class FraudConfig(AppConfig):
+    name = "fraud"
+    verbose_name = "Fraud"
+
+    def ready(self):
+        from fraud import receivers, webhooks  # noqa: F401  (connect their signal receivers)

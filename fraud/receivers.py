@@ -1,0 +1,31 @@
+"""Fraud's reactions to other apps' events: link signups to users and accounts, remember logins."""
+
+from allauth.account.signals import user_signed_up
+from django.contrib.auth.signals import user_logged_in
+from django.dispatch import receiver
+
+from accounts.http import client_ip
+from accounts.models import Account, Membership
+from accounts.services import audit_record
+from accounts.signals import account_provisioned
+from fraud.services import signup_link_account, signup_link_user
+
+
+@receiver(user_signed_up)
+def link_signup_to_user(sender, request, user, **kwargs):
+    signup_link_user(user=user)
+
+
+@receiver(account_provisioned)
+def link_signup_to_account(sender, account_id: int, **kwargs):
+    account = Account.objects.select_related("provisioned_by").filter(pk=account_id).first()
+    if account is not None:
+        signup_link_account(account=account)
+
+
+@receiver(user_logged_in)
+def remember_login(sender, request, user, **kwargs):
+    # Logins (time, IP) are part of a chargeback's evidence: one audit row per login, on the user's accounts.
+    ip = client_ip(request) if request is not None else None
+    for membership in Membership.objects.filter(user=user, is_active=True).select_related("account")[:5]:
+        audit_record(account=membership.account, actor=user, action="user.logged_in", after={"ip": ip})
