@@ -18,7 +18,7 @@ from accounts.errors import Conflict, DomainError, NotAllowed
 from accounts.models import Account, AccountStatus, Membership
 from accounts.services import account_change_status, account_set_plan, audit_record, require_manager
 from billing import selectors
-from billing.models import CheckoutAttempt, CheckoutStatus
+from billing.models import CheckoutAttempt, CheckoutStatus, PlanChangeStatus, ScheduledPlanChange
 from billing.stripe_api import idempotent, stripe_api_key, stripe_client
 from fraud.services import checkout_assess as fraud_checkout_assess
 from plans.models import PlanPrice
@@ -258,7 +258,10 @@ def account_sync_status_from_subscription(*, account: Account) -> Account:
         return account
     status = subscription.stripe_data.get("status")
     summary = selectors.subscription_summary(account=account)
-    if status in ("active", "trialing", "past_due") and summary and summary.plan_price:
+    downgrade_pending = ScheduledPlanChange.objects.filter(
+        account=account, status=PlanChangeStatus.APPLIED, effective_at__gt=timezone.now()
+    ).exists()  # a downgrade put on Stripe ahead of the boundary: the paid-for plan stays in force until then
+    if status in ("active", "trialing", "past_due") and summary and summary.plan_price and not downgrade_pending:
         account = account_set_plan(
             account=account,
             plan=summary.plan_price.plan,

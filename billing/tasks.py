@@ -3,7 +3,7 @@
 from celery import shared_task
 
 from accounts.models import Account
-from billing import services
+from billing import plan_changes, services
 
 
 @shared_task(
@@ -47,3 +47,10 @@ def push_ledger_entries() -> int:
     from billing import ledger
 
     return ledger.ledger_entries_push_due()
+
+
+@shared_task(name="billing.apply_due_plan_changes", acks_late=True)
+def apply_due_plan_changes() -> None:
+    # Each change is claimed with a conditional UPDATE and written with a key of its own: overlapping runs
+    # and redeliveries are harmless.
+    plan_changes.scheduled_changes_apply_due()

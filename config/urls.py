@@ -6,6 +6,7 @@ from accounts import api as accounts_api
 from accounts import views as accounts_views
 from accounts.api_errors import api_not_found
 from billing import api as billing_api
+from billing import subscription_api
 from billing import views as billing_views
 from plans import api as plans_api
 
@@ -40,6 +41,14 @@ api_v1 = [
     ),
     path("plans", plans_api.PlanListView.as_view(), name="api-plans"),
     path("subscription", billing_api.SubscriptionView.as_view(), name="api-subscription"),
+    path("subscription/preview", subscription_api.SubscriptionPreviewView.as_view(), name="api-subscription-preview"),
+    path("subscription/change", subscription_api.SubscriptionChangeView.as_view(), name="api-subscription-change"),
+    path("subscription/cancel", subscription_api.SubscriptionCancelView.as_view(), name="api-subscription-cancel"),
+    path(
+        "subscription/reactivate",
+        subscription_api.SubscriptionReactivateView.as_view(),
+        name="api-subscription-reactivate",
+    ),
     path("checkout-sessions", billing_api.CheckoutSessionCreateView.as_view(), name="api-checkout-sessions"),
     path("invoices", billing_api.InvoiceListView.as_view(), name="api-invoices"),
     path("usage-events", billing_api.UsageEventsView.as_view(), name="api-usage-events"),

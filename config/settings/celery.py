@@ -18,4 +18,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     "push-ledger-entries": {"task": "billing.push_ledger_entries", "schedule": 900.0},
     # Usage far above the plan's daily share raises a fraud signal; hourly catches a burst within its day.
     "scan-usage-bursts": {"task": "fraud.scan_usage_bursts", "schedule": 3600.0},
+    # Downgrades go onto Stripe within the last hour of their period (DOWNGRADE_LEAD); every 5 minutes
+    # leaves a wide margin before the renewal invoice is drafted at the boundary.
+    "apply-due-plan-changes": {"task": "billing.apply_due_plan_changes", "schedule": 300.0},
 }
