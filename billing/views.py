@@ -13,7 +13,7 @@ from accounts.decorators import account_required, request_membership
 from accounts.errors import DomainError
 from accounts.http import client_country, client_ip
 from accounts.services import MANAGER_ROLES
-from billing import selectors, services
+from billing import plan_changes, selectors, services
 from billing.stripe_api import stripe_client
 from plans.models import BillingInterval, PlanPrice
 from plans.selectors import annual_saving_cents, plans_public
@@ -159,3 +159,73 @@ def usage(request):
             "money_visible": money_visible,
         },
     )
+
+
+# --- plan changes ----------------------------------------------------------------------------------------
+
+
+@account_required
+def plan_change(request):
+    """GET: the preview of moving to ?plan_price=; POST: confirm it with the preview's token."""
+    if request.membership.role not in MANAGER_ROLES:
+        return _forbidden(request)
+    if request.method == "POST":
+        try:
+            result = plan_changes.subscription_change(
+                account=request.account, actor=request.user, token=request.POST.get("token", "")
+            )
+        except DomainError as error:
+            messages.error(request, error.message)
+            return redirect("pricing")
+        if result["kind"] == "downgrade":
+            change = result["scheduled"]
+            messages.success(request, f"You'll move to {change.to_price.plan.name} on {change.effective_at:%d %B %Y}.")
+        else:
+            messages.success(request, "Your plan is upgraded; the difference was charged to your card.")
+        return redirect("billing")
+    price = PlanPrice.objects.select_related("plan").filter(pk=_int(request.GET.get("plan_price"))).first()
+    if price is None:
+        messages.error(request, "Choose a plan first.")
+        return redirect("pricing")
+    try:
+        preview = plan_changes.subscription_change_preview(
+            account=request.account, actor=request.user, plan_price=price
+        )
+    except DomainError as error:
+        messages.error(request, error.message)
+        return redirect("pricing")
+    return render(request, "billing/plan_change.html", {"preview": preview})
+
+
+def _int(value) -> int:
+    return int(value) if str(value or "").isdigit() else 0
+
+
+@account_required
+@require_POST
+def subscription_cancel(request):
+    if request.membership.role not in MANAGER_ROLES:
+        return _forbidden(request)
+    try:
+        result = plan_changes.subscription_cancel(account=request.account, actor=request.user)
+    except DomainError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(
+            request, f"Your subscription ends on {result['ends_at']:%d %B %Y}; until then nothing changes."
+        )
+    return redirect("billing")
+
+
+@account_required
+@require_POST
+def subscription_reactivate(request):
+    if request.membership.role not in MANAGER_ROLES:
+        return _forbidden(request)
+    try:
+        plan_changes.subscription_reactivate(account=request.account, actor=request.user)
+    except DomainError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, "Your subscription continues; it renews as before.")
+    return redirect("billing")

@@ -179,3 +179,26 @@ def test_cancel_and_reactivate_toggle_cancel_at_period_end(subscriber, stripe_cl
     assert stripe_client.v1.subscriptions.retrieve(subscription_id).cancel_at_period_end is True
     actions = list(AuditLog.objects.filter(target=f"subscription:{subscription_id}").values_list("action", flat=True))
     assert actions.count("subscription.cancel_scheduled") == 2
+
+
+def test_pages_preview_then_confirm_an_upgrade_and_cancel(client, subscriber, stripe_client):
+    subscriber.web(client)
+    advanced = _price("advanced")
+    pricing = client.get("/pricing/").content.decode()
+    assert f"/billing/change/?plan_price={advanced.pk}" in pricing
+    page = client.get(f"/billing/change/?plan_price={advanced.pk}").content.decode()
+    assert "Charged today" in page
+    token = page.split('name="token" value="')[1].split('"')[0]
+    response = client.post("/billing/change/", {"token": token}, follow=True)
+    assert "Your plan is upgraded" in response.content.decode()
+    subscriber.account.refresh_from_db()
+    assert subscriber.account.plan.code == "advanced"
+    response = client.post("/billing/cancel/", follow=True)
+    assert "Your subscription ends on" in response.content.decode()
+    assert "Keep my subscription" in response.content.decode()
+
+
+def test_agent_gets_no_plan_change_pages(client, subscriber, agent):
+    agent.web(client)
+    assert client.get(f"/billing/change/?plan_price={_price('advanced').pk}").status_code == 403
+    assert client.post("/billing/cancel/").status_code == 403
