@@ -3,7 +3,7 @@
 from celery import shared_task
 
 from accounts.models import Account
-from billing import plan_changes, services
+from billing import plan_changes, renewals, services
 
 
 @shared_task(
@@ -54,3 +54,14 @@ def apply_due_plan_changes() -> None:
     # Each change is claimed with a conditional UPDATE and written with a key of its own: overlapping runs
     # and redeliveries are harmless.
     plan_changes.scheduled_changes_apply_due()
+
+
+@shared_task(name="billing.send_reminders")
+def send_reminders() -> None:
+    # Exactly once per reminder by a unique row; running hourly only bounds how late one can be.
+    renewals.reminders_send_due()
+
+
+@shared_task(name="billing.end_trials")
+def end_trials() -> None:
+    renewals.trials_end_due()

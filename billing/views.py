@@ -7,6 +7,7 @@ import logging
 import stripe
 from django.contrib import messages
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from accounts.decorators import account_required, request_membership
@@ -75,8 +76,17 @@ def billing(request):
             "card": selectors.default_card(account=account),
             "invoices": selectors.invoices_for_account(account=account),
             "upcoming": _upcoming_invoice(account, summary),
+            "renewal_soon": _annual_renewal_within(summary, days=30),
         },
     )
+
+
+def _annual_renewal_within(summary, *, days: int) -> bool:
+    """The in-app side of the renewal reminders: an annual plan renewing within `days`."""
+    if summary is None or summary.plan_price is None or summary.current_period_end is None:
+        return False
+    left = summary.current_period_end - timezone.now()
+    return summary.plan_price.interval == "year" and not summary.cancel_at_period_end and left.days < days
 
 
 def _upcoming_invoice(account, summary):

@@ -21,4 +21,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Downgrades go onto Stripe within the last hour of their period (DOWNGRADE_LEAD); every 5 minutes
     # leaves a wide margin before the renewal invoice is drafted at the boundary.
     "apply-due-plan-changes": {"task": "billing.apply_due_plan_changes", "schedule": 300.0},
+    # Reminders and trial ends are exactly-once by their rows; hourly bounds how late they can be.
+    "send-reminders": {"task": "billing.send_reminders", "schedule": 3600.0},
+    "end-trials": {"task": "billing.end_trials", "schedule": 3600.0},
 }
