@@ -9,7 +9,15 @@ from accounts.admin import AccountAdmin
 from accounts.errors import DomainError
 from accounts.models import Account
 from billing import ledger, selectors
-from billing.models import CheckoutAttempt, LedgerEntry, UsageEvent, UsagePeriod, UsageRollup
+from billing.models import (
+    CheckoutAttempt,
+    DunningCase,
+    DunningPolicy,
+    LedgerEntry,
+    UsageEvent,
+    UsagePeriod,
+    UsageRollup,
+)
 
 
 def _admin_link(obj, label=None):
@@ -39,6 +47,43 @@ class CheckoutAttemptAdmin(admin.ModelAdmin):
         return False
 
 
+@admin.register(DunningPolicy)
+class DunningPolicyAdmin(admin.ModelAdmin):
+    list_display = ["name", "grace_days", "hard_decline_codes"]
+
+
+class DunningCaseInline(admin.TabularInline):
+    model = DunningCase
+    extra = 0
+    fields = [
+        "stripe_invoice_id",
+        "status",
+        "opened_at",
+        "failures",
+        "last_decline_code",
+        "hard_decline",
+        "suspended_at",
+        "closed_at",
+    ]
+    readonly_fields = fields
+    can_delete = False
+    verbose_name_plural = "dunning"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(DunningCase)
+class DunningCaseAdmin(admin.ModelAdmin):
+    list_display = ["opened_at", "account", "stripe_invoice_id", "status", "failures", "last_decline_code"]
+    list_filter = ["status", "hard_decline"]
+    search_fields = ["account__name", "stripe_invoice_id", "=account__id"]
+    readonly_fields = [f.name for f in DunningCase._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+
 admin.site.unregister(Account)
 
 
@@ -49,6 +94,7 @@ class BillingAccountAdmin(AccountAdmin):
     search_fields = [*AccountAdmin.search_fields, "djstripe_customers__id"]
     readonly_fields = [*AccountAdmin.readonly_fields, "stripe_billing"]
     fields = [*AccountAdmin.fields, "stripe_billing"]
+    inlines = [*AccountAdmin.inlines[:-1], DunningCaseInline, AccountAdmin.inlines[-1]]  # audit log stays last
 
     @admin.display(description="Stripe")
     def stripe_billing(self, account):

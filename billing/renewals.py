@@ -45,17 +45,29 @@ def _remind(account: Account, kind: str, about: datetime, context: dict) -> bool
     try:
         with transaction.atomic():
             Reminder.objects.create(account=account, kind=kind, about=about)
-            context = {"account": account, "site_url": settings.SITE_URL, "about": about, **context}
-            send_mail(
-                subject=context["subject"],
-                message=render_to_string("emails/reminder.txt", context),
-                html_message=render_to_string("emails/reminder.html", context),
-                from_email=None,
-                recipient_list=[account.billing_email],
-            )
+            notice_send(account=account, **context)
     except IntegrityError:
         return False  # already sent
     return True
+
+
+def notice_send(*, account: Account, subject: str, headline: str, body: str, action_path: str, action_label: str):
+    """One plain billing email (text and HTML) to the account's billing address."""
+    context = {
+        "account": account,
+        "site_url": settings.SITE_URL,
+        "headline": headline,
+        "body": body,
+        "action_path": action_path,
+        "action_label": action_label,
+    }
+    send_mail(
+        subject=subject,
+        message=render_to_string("emails/notice.txt", context),
+        html_message=render_to_string("emails/notice.html", context),
+        from_email=None,
+        recipient_list=[account.billing_email],
+    )
 
 
 def reminders_send_due(*, now: datetime | None = None) -> int:

@@ -18,7 +18,14 @@ from accounts.errors import Conflict, DomainError, NotAllowed
 from accounts.models import Account, AccountStatus, Membership
 from accounts.services import account_change_status, account_set_plan, audit_record, require_manager
 from billing import selectors
-from billing.models import CheckoutAttempt, CheckoutStatus, PlanChangeStatus, ScheduledPlanChange
+from billing.models import (
+    CheckoutAttempt,
+    CheckoutStatus,
+    DunningCase,
+    DunningStatus,
+    PlanChangeStatus,
+    ScheduledPlanChange,
+)
 from billing.stripe_api import idempotent, stripe_api_key, stripe_client
 from fraud.services import checkout_assess as fraud_checkout_assess
 from plans.models import PlanPrice
@@ -165,7 +172,7 @@ ACCOUNT_STATUS_FOR_SUBSCRIPTION = {
 }
 
 
-def _account_for_customer(customer_id: str | None) -> Account | None:
+def account_for_customer(customer_id: str | None) -> Account | None:
     if not customer_id:
         return None
     customer = djstripe_models.Customer.objects.filter(id=customer_id).select_related("subscriber").first()
@@ -199,7 +206,7 @@ def subscription_refresh(*, subscription_id: str) -> Account | None:
     data = _retrieve_or_none(stripe_client().v1.subscriptions, subscription_id)
     if data is None:
         return None
-    account = _account_for_customer(data.get("customer"))
+    account = account_for_customer(data.get("customer"))
     if account is None:
         logger.warning("Stripe subscription %s belongs to no Tollbooth account; ignored.", subscription_id)
         return None
@@ -215,7 +222,7 @@ def invoice_refresh(*, invoice_id: str) -> Account | None:
     data = _retrieve_or_none(stripe_client().v1.invoices, invoice_id)
     if data is None:
         return None
-    account = _account_for_customer(data.get("customer"))
+    account = account_for_customer(data.get("customer"))
     if account is None:
         logger.warning("Stripe invoice %s belongs to no Tollbooth account; ignored.", invoice_id)
         return None
@@ -239,10 +246,15 @@ def checkout_completed(*, session_id: str) -> Account | None:
     session = _retrieve_or_none(stripe_client().v1.checkout.sessions, session_id)
     if session is None:
         return None
-    account = _account_for_customer(session.get("customer"))
+    account = account_for_customer(session.get("customer"))
     if account is None:
         logger.warning("Checkout session %s belongs to no Tollbooth account; ignored.", session_id)
         return None
+    if session.get("mode") == "setup":
+        from billing.dunning import card_updated  # dunning builds on this module
+
+        card_updated(account=account, session=session)
+        return account
     CheckoutAttempt.objects.filter(stripe_session_id=session_id).exclude(status=CheckoutStatus.COMPLETED).update(
         status=CheckoutStatus.COMPLETED, completed_at=timezone.now()
     )
@@ -268,6 +280,11 @@ def account_sync_status_from_subscription(*, account: Account) -> Account:
             reason=f"Stripe subscription {subscription.id} is on {summary.plan_price.lookup_key}",
         )
     target = ACCOUNT_STATUS_FOR_SUBSCRIPTION.get(status)
+    if (
+        target == AccountStatus.PAST_DUE
+        and DunningCase.objects.filter(account=account, status=DunningStatus.SUSPENDED).exists()
+    ):
+        target = AccountStatus.SUSPENDED  # dunning's grace is over: still past due at Stripe, suspended here
     account.refresh_from_db(fields=["status"])
     if target is None or account.status == target or account.status in (AccountStatus.BLOCKED, AccountStatus.CLOSED):
         # Blocked and closed are staff decisions; Stripe's events don't undo them.

@@ -3,7 +3,7 @@
 from celery import shared_task
 
 from accounts.models import Account
-from billing import plan_changes, renewals, services
+from billing import dunning, plan_changes, renewals, services
 
 
 @shared_task(
@@ -65,3 +65,9 @@ def send_reminders() -> None:
 @shared_task(name="billing.end_trials")
 def end_trials() -> None:
     renewals.trials_end_due()
+
+
+@shared_task(name="billing.dunning_enforce_grace")
+def dunning_enforce_grace() -> None:
+    # Suspensions are audited status moves that skip accounts already moved: re-runs are harmless.
+    dunning.dunning_enforce_grace()

@@ -14,7 +14,7 @@ from accounts.decorators import account_required, request_membership
 from accounts.errors import DomainError
 from accounts.http import client_country, client_ip
 from accounts.services import MANAGER_ROLES
-from billing import plan_changes, selectors, services
+from billing import dunning, plan_changes, selectors, services
 from billing.stripe_api import stripe_client
 from plans.models import BillingInterval, PlanPrice
 from plans.selectors import annual_saving_cents, plans_public
@@ -238,4 +238,19 @@ def subscription_reactivate(request):
         messages.error(request, error.message)
     else:
         messages.success(request, "Your subscription continues; it renews as before.")
+    return redirect("billing")
+
+
+@account_required
+def fix_card(request):
+    """The link of the failed-payment email: a setup-mode Checkout page for a new card (owners and admins)."""
+    if request.membership.role not in MANAGER_ROLES:
+        return _forbidden(request)
+    try:
+        return redirect(dunning.card_update_session(account=request.account, actor=request.user))
+    except DomainError as error:
+        messages.error(request, error.message)
+    except stripe.StripeError:
+        logger.exception("No card update session for account %s", request.account.pk)
+        messages.error(request, "Payments are unavailable right now; please try again in a minute.")
     return redirect("billing")

@@ -89,6 +89,7 @@ urlpatterns = [
     path("billing/checkout/", billing_views.checkout_start, name="checkout_start"),
     path("billing/change/", billing_views.plan_change, name="plan_change"),
     path("billing/cancel/", billing_views.subscription_cancel, name="subscription_cancel"),
+    path("billing/fix-card/", billing_views.fix_card, name="fix_card"),
     path("billing/reactivate/", billing_views.subscription_reactivate, name="subscription_reactivate"),
     path("billing/checkout/success/", billing_views.checkout_success, name="checkout_success"),
     path("billing/checkout/cancelled/", billing_views.checkout_cancelled, name="checkout_cancelled"),

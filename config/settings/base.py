@@ -110,6 +110,12 @@ if TOLLBOOTH_PLATFORM_TOKEN and len(TOLLBOOTH_PLATFORM_TOKEN) < 32:
     from django.core.exceptions import ImproperlyConfigured
 
     raise ImproperlyConfigured("TOLLBOOTH_PLATFORM_TOKEN must be at least 32 characters (or empty to disable it).")
+# Dunning defaults (the policy itself is a row ops can edit): days past due before suspension, and the
+# decline codes that skip retries.
+TOLLBOOTH_DUNNING_GRACE_DAYS = env_int("TOLLBOOTH_DUNNING_GRACE_DAYS", 7, minimum=0)
+TOLLBOOTH_DUNNING_HARD_DECLINES = env_list(
+    "TOLLBOOTH_DUNNING_HARD_DECLINES", ["stolen_card", "lost_card", "fraudulent"]
+)
 TOLLBOOTH_TRIAL_PLAN = env_str("TOLLBOOTH_TRIAL_PLAN", "pro")  # plan code whose entitlements a trial gets
 TOLLBOOTH_INVITATION_DAYS = env_int("TOLLBOOTH_INVITATION_DAYS", 7, minimum=1)
 # Resending an invitation: at most once per this many minutes, and this many sends in all.

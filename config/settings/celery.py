@@ -24,4 +24,5 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Reminders and trial ends are exactly-once by their rows; hourly bounds how late they can be.
     "send-reminders": {"task": "billing.send_reminders", "schedule": 3600.0},
     "end-trials": {"task": "billing.end_trials", "schedule": 3600.0},
+    "dunning-enforce-grace": {"task": "billing.dunning_enforce_grace", "schedule": 3600.0},
 }
