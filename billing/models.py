@@ -288,3 +288,16 @@ class DunningCase(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account_id} {self.stripe_invoice_id} ({self.status})"
+
+
+class Receipt(models.Model):
+    """A receipt emailed for a paid invoice; unique per invoice, so duplicate `invoice.paid` events send one."""
+
+    account = models.ForeignKey("accounts.Account", on_delete=models.CASCADE, related_name="receipts")
+    stripe_invoice_id = models.CharField(max_length=255, unique=True)
+    amount_cents = models.PositiveIntegerField()
+    currency = models.CharField(max_length=3)
+    sent_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"receipt {self.stripe_invoice_id}"

@@ -23,7 +23,7 @@ from accounts.errors import DomainError
 from accounts.models import Account, AccountStatus
 from accounts.services import account_change_status
 from billing import selectors
-from billing.models import Reminder, ReminderKind
+from billing.models import Receipt, Reminder, ReminderKind
 
 logger = logging.getLogger(__name__)
 
@@ -147,3 +147,29 @@ def trials_end_due(*, now: datetime | None = None) -> int:
         )
         ended += 1
     return ended
+
+
+def receipt_send(*, account: Account, invoice) -> bool:
+    """Email a receipt for a paid invoice with something paid, once per invoice."""
+    if not invoice.get("amount_paid"):
+        return False
+    amount = f"{invoice['amount_paid'] / 100:,.2f} {invoice['currency'].upper()}"
+    try:
+        with transaction.atomic():
+            Receipt.objects.create(
+                account=account,
+                stripe_invoice_id=invoice["id"],
+                amount_cents=invoice["amount_paid"],
+                currency=invoice["currency"],
+            )
+            notice_send(
+                account=account,
+                subject=f"Your Tollbooth receipt for {amount}",
+                headline=f"Thank you: we received {amount} (invoice {invoice.get('number') or invoice['id']}).",
+                body="The invoice and its PDF are on your billing page.",
+                action_path="/billing/",
+                action_label="See your invoices",
+            )
+    except IntegrityError:
+        return False
+    return True

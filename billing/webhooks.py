@@ -12,7 +12,7 @@ import logging
 from django.dispatch import receiver
 from djstripe.signals import WEBHOOK_SIGNALS
 
-from billing import dunning, ledger, services
+from billing import dunning, ledger, renewals, services
 from billing.stripe_api import stripe_client
 
 logger = logging.getLogger(__name__)
@@ -61,6 +61,7 @@ def on_invoice_paid_dunning(sender, event, **kwargs):
     account = services.account_for_customer(invoice.get("customer"))
     if account is not None:
         dunning.dunning_invoice_paid(account=account, invoice_id=invoice_id)
+        renewals.receipt_send(account=account, invoice=invoice)
 
 
 @receiver(WEBHOOK_SIGNALS["customer.subscription.deleted"])

@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import pytest
 import stripe
+from django.core import mail
 from django.core.management import call_command
 from django.utils import timezone
 from djstripe import models as djstripe_models
@@ -94,6 +95,8 @@ def test_merchant_without_trial_left_is_charged_at_once(client, shop, stripe_cli
     [invoice] = djstripe_models.Invoice.objects.filter(customer__subscriber=shop.account)
     assert (invoice.stripe_data["amount_paid"], invoice.stripe_data["status"]) == (49000, "paid")
     assert "$490.00" in client.get("/billing/").content.decode()
+    receipts = [m for m in mail.outbox if m.subject == "Your Tollbooth receipt for 490.00 USD"]
+    assert len(receipts) == 1 and receipts[0].to == [shop.account.billing_email]
 
 
 def test_declined_card_leaves_the_account_trialing_and_says_why(client, shop):

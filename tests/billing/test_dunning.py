@@ -97,6 +97,7 @@ def test_failed_renewal_then_a_new_card_recovers_the_account(clocked, stripe_cli
     invoice = stripe_client.v1.invoices.retrieve(case.stripe_invoice_id)
     assert (invoice.status, invoice.amount_paid) == ("paid", 9900)
     assert any(m.subject.startswith("Payment received") for m in mail.outbox)
+    assert [m.subject for m in mail.outbox].count("Your Tollbooth receipt for 99.00 USD") == 2  # first + recovered
     actions = set(AuditLog.objects.filter(account=clocked.account).values_list("action", flat=True))
     assert {"dunning.opened", "billing.card_updated", "dunning.recovered"} <= actions
 
