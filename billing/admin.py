@@ -14,6 +14,8 @@ from billing.models import (
     DunningCase,
     DunningPolicy,
     LedgerEntry,
+    ReconciliationDifference,
+    ReconciliationRun,
     UsageEvent,
     UsagePeriod,
     UsageRollup,
@@ -79,6 +81,27 @@ class DunningCaseAdmin(admin.ModelAdmin):
     list_filter = ["status", "hard_decline"]
     search_fields = ["account__name", "stripe_invoice_id", "=account__id"]
     readonly_fields = [f.name for f in DunningCase._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+
+class ReconciliationDifferenceInline(admin.TabularInline):
+    model = ReconciliationDifference
+    extra = 0
+    fields = ["kind", "account", "stripe_id", "expected", "actual", "healed", "details"]
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ReconciliationRun)
+class ReconciliationRunAdmin(admin.ModelAdmin):
+    list_display = ["started_at", "accounts_checked", "invoices_checked", "differences_found", "differences_healed"]
+    readonly_fields = [f.name for f in ReconciliationRun._meta.fields]
+    inlines = [ReconciliationDifferenceInline]
 
     def has_add_permission(self, request):
         return False

@@ -3,7 +3,7 @@
 from celery import shared_task
 
 from accounts.models import Account
-from billing import dunning, plan_changes, renewals, services
+from billing import dunning, plan_changes, reconciliation, renewals, services
 
 
 @shared_task(
@@ -71,3 +71,9 @@ def end_trials() -> None:
 def dunning_enforce_grace() -> None:
     # Suspensions are audited status moves that skip accounts already moved: re-runs are harmless.
     dunning.dunning_enforce_grace()
+
+
+@shared_task(name="billing.reconcile")
+def reconcile() -> None:
+    # Read-mostly; its only writes are idempotent re-syncs and re-pushes, so a rerun is harmless.
+    reconciliation.reconciliation_run()

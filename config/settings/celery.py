@@ -25,4 +25,6 @@ CELERY_BEAT_SCHEDULE: dict = {
     "send-reminders": {"task": "billing.send_reminders", "schedule": 3600.0},
     "end-trials": {"task": "billing.end_trials", "schedule": 3600.0},
     "dunning-enforce-grace": {"task": "billing.dunning_enforce_grace", "schedule": 3600.0},
+    # Nightly (every 24 hours from beat's start; pin it to a quiet hour with a crontab in production).
+    "reconcile": {"task": "billing.reconcile", "schedule": 86400.0},
 }
