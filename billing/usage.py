@@ -19,6 +19,7 @@ Rules (issue 6):
 from __future__ import annotations
 
 import calendar
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -191,16 +192,18 @@ class Refusal:
         return {"code": self.code, "field": self.field, "message": self.message}
 
 
-@dataclass
 class _Event:
-    index: int
-    account_id: int
-    metric: str
-    quantity: int
-    occurred_at: datetime
-    key: str
-    period_start: datetime | None = None
-    period_end: datetime | None = None
+    # A plain class with slots: one is made per accepted event, and a dataclass's __init__ costs more.
+    __slots__ = ("account_id", "index", "key", "metric", "occurred_at", "period_end", "period_start", "quantity")
+
+    def __init__(self, index, account_id, metric, quantity, occurred_at, key):
+        self.index = index
+        self.account_id = account_id
+        self.metric = metric
+        self.quantity = quantity
+        self.occurred_at = occurred_at
+        self.key = key
+        self.period_start = self.period_end = None
 
 
 def _parse_time(value) -> datetime | Refusal:
@@ -258,6 +261,38 @@ def _check_shape(raw, index: int, default_account_id: int | None) -> _Event | Re
     return _Event(index, account_id, metric, quantity, occurred_at, key)
 
 
+def _check_shape_fast(raw, index: int, default_account_id: int | None) -> _Event | Refusal:
+    """`_check_shape` for the common case, a well-formed event, in one pass with exact type checks.
+
+    Anything it does not take goes to `_check_shape`, which names the refusal: the rules are the same.
+    """
+    if type(raw) is dict and raw.keys() <= EVENT_FIELDS:
+        account_id = raw.get("account", default_account_id)
+        metric = raw.get("metric")
+        quantity = raw.get("quantity")
+        key = raw.get("idempotency_key")
+        at = raw.get("occurred_at")
+        if (
+            type(account_id) is int  # exact types: JSON gives int, and bool (a subclass) is refused
+            and account_id > 0
+            and type(metric) is str
+            and metric
+            and type(quantity) is int
+            and 0 < quantity <= MAX_QUANTITY
+            and type(key) is str
+            and len(key) <= MAX_KEY_LENGTH
+            and key.strip()
+            and type(at) is str
+        ):
+            try:
+                moment = datetime.fromisoformat(at)
+            except ValueError:
+                moment = None
+            if moment is not None and moment.tzinfo is not None:
+                return _Event(index, account_id, metric, quantity, moment.astimezone(UTC), key)
+    return _check_shape(raw, index, default_account_id)
+
+
 # --- ingestion ----------------------------------------------------------------------------------------------
 
 
@@ -271,9 +306,9 @@ def usage_events_record(*, events: list, caller_account: Account | None, now: da
     """Record a batch of usage events; return one result per index (new, duplicate or refused).
 
     `caller_account` is the API key's account (events may only be for it), or None for the platform
-    token (events name any account). One SQL statement inserts the events with ON CONFLICT DO NOTHING
-    and adds only the rows it actually inserted to the period rollups, in the same transaction, so a
-    retried or concurrent batch is counted once.
+    token (events name any account). One SQL statement share-locks the periods, inserts the events with
+    ON CONFLICT DO NOTHING and adds only the rows it actually inserted to the period rollups, all in one
+    transaction, so a retried or concurrent batch is counted once.
     """
     now = now or timezone.now()
     window = finality_window()
@@ -285,29 +320,22 @@ def usage_events_record(*, events: list, caller_account: Account | None, now: da
     default_account_id = caller_account.pk if caller_account else None
     shaped: list[_Event] = []
     for index, raw in enumerate(events):
-        event = _check_shape(raw, index, default_account_id)
-        if isinstance(event, Refusal):
+        event = _check_shape_fast(raw, index, default_account_id)
+        if type(event) is Refusal:
             refuse(index, event)
         elif caller_account is not None and event.account_id != caller_account.pk:
             refuse(index, Refusal("account_not_allowed", "account", "This API key reports for its own account only."))
         else:
             shaped.append(event)
 
-    accounts = {caller_account.pk: caller_account} if caller_account else {}
-    wanted = {e.account_id for e in shaped} - set(accounts)
-    if wanted:
-        accounts.update(Account.objects.in_bulk(wanted))
-    contexts: dict[int, UsageContext | None] = {}
+    contexts = _contexts({e.account_id for e in shaped}, caller_account)
     accepted: list[_Event] = []
     seen: dict[tuple[int, str], int] = {}
     for event in shaped:
-        account = accounts.get(event.account_id)
-        if account is None:
+        context = contexts.get(event.account_id, _MISSING)
+        if context is _MISSING:
             refuse(event.index, Refusal("unknown_account", "account", f"No account {event.account_id}."))
             continue
-        if event.account_id not in contexts:
-            contexts[event.account_id] = usage_context_cached(account=account)
-        context = contexts[event.account_id]
         refusal = _check_against_subscription(event, context, now, window)
         if refusal:
             refuse(event.index, refusal)
@@ -320,12 +348,13 @@ def usage_events_record(*, events: list, caller_account: Account | None, now: da
         accepted.append(event)
 
     if accepted:
-        inserted = _insert(accepted, contexts, results, now, window)
+        outcome = _insert(accepted, contexts, now)
         for event in accepted:
-            if results[event.index] is not None:
-                continue
-            event_id = inserted.get((event.account_id, event.key))
-            if event_id is None:
+            state, event_id = outcome[event.index]
+            if state != UsagePeriodState.OPEN:
+                # Rated (or being rated) since we looked: the period takes no more events.
+                refuse(event.index, _closed_refusal(event.period_start, event.period_end, window))
+            elif event_id is None:
                 results[event.index] = {"index": event.index, "status": "duplicate"}
             else:
                 results[event.index] = {"index": event.index, "status": "new", "id": event_id}
@@ -334,6 +363,27 @@ def usage_events_record(*, events: list, caller_account: Account | None, now: da
     for result in results:
         counts[result["status"]] += 1
     return IngestResult(results=results, counts=counts)
+
+
+def _contexts(account_ids: set[int], caller_account: Account | None) -> dict[int, UsageContext | None]:
+    """The usage context of each known account among `account_ids`; unknown accounts are left out.
+
+    One cache read for the batch. A context is cached only once its account was read, so a hit also
+    says the account exists (accounts are never deleted: their usage periods and ledger protect them).
+    """
+    if not account_ids:
+        return {}
+    keys = {_context_cache_key(account_id): account_id for account_id in account_ids}
+    contexts = {keys[key]: context for key, context in cache.get_many(list(keys)).items()}
+    missing = account_ids - contexts.keys()
+    if missing:
+        accounts = {caller_account.pk: caller_account} if caller_account else {}
+        if missing - accounts.keys():
+            accounts.update(Account.objects.in_bulk(missing - accounts.keys()))
+        for account_id in missing:
+            if account_id in accounts:
+                contexts[account_id] = usage_context_cached(account=accounts[account_id])
+    return contexts
 
 
 def _check_against_subscription(
@@ -371,92 +421,104 @@ def _closed_refusal(start: datetime, end: datetime, window: timedelta) -> Refusa
     )
 
 
-def _insert(accepted, contexts, results, now, window) -> dict[tuple[int, str], int]:
-    event_table = UsageEvent._meta.db_table
-    rollup_table = UsageRollup._meta.db_table
-    with transaction.atomic():
-        # The periods are held FOR SHARE until commit: the beat job's claim (an UPDATE) waits for us, so
-        # an event is either in the rollup when its period is rated, or refused because it is rated.
-        periods = _periods_ensure(accepted, contexts, now)
-        states = {pid: state for pid, state in periods.values()}
-        rows = []
-        for event in accepted:
-            period_id, _ = periods[(event.account_id, event.period_start)]
-            if states.get(period_id) != UsagePeriodState.OPEN:
-                results[event.index] = {
-                    "index": event.index,
-                    "status": "refused",
-                    "error": _closed_refusal(event.period_start, event.period_end, window).as_dict(),
-                }
-                continue
-            # ISO text, cast by PostgreSQL: psycopg dumps a list of strings several times faster than datetimes.
-            rows.append(
-                (event.account_id, event.key, period_id, event.metric, event.quantity, event.occurred_at.isoformat())
-            )
-        if not rows:
-            return {}
-        # Sorted by the unique key: concurrent batches sharing keys wait on each other in the same order
-        # instead of deadlocking.
-        rows.sort(key=lambda row: (row[0], row[1]))
-        columns = list(zip(*rows, strict=True))
-        sql = f"""
-            WITH ins AS (
-                INSERT INTO {event_table} (account_id, idempotency_key, period_id, metric, quantity, occurred_at, received_at)
-                SELECT a, k, p, m, q, o, %s
-                FROM unnest(%s::bigint[], %s::varchar[], %s::bigint[], %s::varchar[], %s::integer[], %s::text[]::timestamptz[])
-                    AS t(a, k, p, m, q, o)
-                ON CONFLICT (account_id, idempotency_key) DO NOTHING
-                RETURNING id, account_id, idempotency_key, period_id, metric, quantity
-            ), rolled AS (
-                INSERT INTO {rollup_table} (period_id, metric, used, updated_at)
-                SELECT period_id, metric, sum(quantity), %s FROM ins
-                GROUP BY period_id, metric ORDER BY period_id, metric
-                ON CONFLICT (period_id, metric)
-                DO UPDATE SET used = {rollup_table}.used + excluded.used, updated_at = excluded.updated_at
-            )
-            SELECT id, account_id, idempotency_key FROM ins
-        """  # noqa: E501, S608
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [now, *[list(column) for column in columns], now])
-            return {(account_id, key): event_id for event_id, account_id, key in cursor.fetchall()}
+# One statement, so one round trip and one transaction (autocommit) per batch:
+# - `locked` share-locks the events' periods until commit, in id order (no deadlocks): the beat job's
+#   claim (an UPDATE) waits for us, so an event is either in the rollup when its period is rated, or
+#   refused because it is rated. A claim that committed first shows here as a state other than open.
+# - `ins` inserts the events of open periods, sorted by the unique key so that concurrent batches sharing
+#   keys wait on each other in the same order instead of deadlocking; a key already there is skipped.
+# - `rolled` adds only the rows `ins` inserted to the rollups, in (period, metric) order.
+# - The answer is one row per event given: its period's state (NULL: no such period yet) and its new id
+#   (NULL: not inserted). The rows travel as one JSON array: psycopg dumps a long string far faster than
+#   six Python lists as PostgreSQL arrays.
+_INGEST_SQL = """
+WITH input AS (
+    SELECT * FROM json_to_recordset(%(rows)s::json)
+        AS t(i integer, a bigint, k varchar, s timestamptz, m varchar, q integer, o timestamptz)
+), locked AS (
+    SELECT p.id, p.account_id, p.start, p.state FROM {period} p
+    WHERE (p.account_id, p.start) IN (SELECT a, s FROM input)
+    ORDER BY p.id FOR SHARE
+), ins AS (
+    INSERT INTO {event} (account_id, idempotency_key, period_id, metric, quantity, occurred_at, received_at)
+    SELECT i.a, i.k, l.id, i.m, i.q, i.o, %(now)s
+    FROM input i JOIN locked l ON l.account_id = i.a AND l.start = i.s
+    WHERE l.state = %(open)s
+    ORDER BY i.a, i.k
+    ON CONFLICT (account_id, idempotency_key) DO NOTHING
+    RETURNING id, account_id, idempotency_key, period_id, metric, quantity
+), rolled AS (
+    INSERT INTO {rollup} (period_id, metric, used, updated_at)
+    SELECT period_id, metric, sum(quantity), %(now)s FROM ins
+    GROUP BY period_id, metric ORDER BY period_id, metric
+    ON CONFLICT (period_id, metric)
+    DO UPDATE SET used = {rollup}.used + excluded.used, updated_at = excluded.updated_at
+)
+SELECT i.i, l.state, ins.id
+FROM input i
+LEFT JOIN locked l ON l.account_id = i.a AND l.start = i.s
+LEFT JOIN ins ON ins.account_id = i.a AND ins.idempotency_key = i.k
+"""
 
 
-def _periods_lock(keys: list[tuple[int, datetime]]) -> dict[tuple[int, datetime], tuple[int, str]]:
-    """Read and share-lock the periods with these (account, start), in id order (no deadlocks)."""
-    table = UsagePeriod._meta.db_table
+def _insert(accepted: list[_Event], contexts, now: datetime) -> dict[int, tuple[str | None, int | None]]:
+    """Record the accepted events; return, by index, their period's state and their new id (None: a duplicate).
+
+    Periods are created on an account's first event of the month: then the statement finds no period
+    for those events, and they go again, after the periods are created, in one transaction.
+    """
+    outcome = _insert_statement(accepted, now)
+    later = [event for event in accepted if outcome[event.index][0] is None]
+    if later:
+        with transaction.atomic():
+            _periods_create(later, contexts, now)
+            outcome.update(_insert_statement(later, now))
+        if any(outcome[event.index][0] is None for event in later):
+            raise RuntimeError("A usage period created for a batch could not be read back.")
+    return outcome
+
+
+def _insert_statement(events: list[_Event], now: datetime) -> dict[int, tuple[str | None, int | None]]:
+    sql = _INGEST_SQL.format(
+        period=UsagePeriod._meta.db_table, event=UsageEvent._meta.db_table, rollup=UsageRollup._meta.db_table
+    )
+    starts = {e.period_start: None for e in events}  # a batch falls in one period or two: format each once
+    starts = {start: start.isoformat() for start in starts}
+    rows = json.dumps(
+        [
+            {
+                "i": e.index,
+                "a": e.account_id,
+                "k": e.key,
+                "s": starts[e.period_start],
+                "m": e.metric,
+                "q": e.quantity,
+                "o": e.occurred_at.isoformat(),
+            }
+            for e in events
+        ]
+    )
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            SELECT id, account_id, start, state FROM {table}
-            WHERE (account_id, start) IN (SELECT * FROM unnest(%s::bigint[], %s::timestamptz[]))
-            ORDER BY id FOR SHARE
-            """,  # noqa: S608
-            [[a for a, _ in keys], [s for _, s in keys]],
-        )
-        return {(account_id, start): (pid, state) for pid, account_id, start, state in cursor.fetchall()}
+        cursor.execute(sql, {"rows": rows, "now": now, "open": UsagePeriodState.OPEN.value})
+        return {index: (state, event_id) for index, state, event_id in cursor.fetchall()}
 
 
-def _periods_ensure(accepted, contexts, now) -> dict[tuple[int, datetime], tuple[int, str]]:
-    """Ids and states of the periods the events fall in, share-locked, creating the missing ones."""
-    wanted: dict[tuple[int, datetime], tuple[datetime, UsageContext]] = {}
-    for event in accepted:
-        wanted.setdefault((event.account_id, event.period_start), (event.period_end, contexts[event.account_id]))
-    found = _periods_lock(sorted(wanted))
-    missing = sorted(key for key in wanted if key not in found)
-    if missing:
-        UsagePeriod.objects.bulk_create(
-            [
-                UsagePeriod(
-                    account_id=account_id,
-                    start=start,
-                    end=wanted[(account_id, start)][0],
-                    subscription_id=wanted[(account_id, start)][1].subscription_id,
-                    plan_price=wanted[(account_id, start)][1].plan_price,
-                    created_at=now,
-                )
-                for account_id, start in missing
-            ],
-            ignore_conflicts=True,  # a concurrent batch created it first: we read (and lock) it below
-        )
-        found.update(_periods_lock(missing))
-    return found
+def _periods_create(events: list[_Event], contexts, now: datetime) -> None:
+    """Create the periods these events fall in; a period a concurrent batch created first is left as it is."""
+    wanted: dict[tuple[int, datetime], _Event] = {}
+    for event in events:
+        wanted.setdefault((event.account_id, event.period_start), event)
+    UsagePeriod.objects.bulk_create(
+        [
+            UsagePeriod(
+                account_id=account_id,
+                start=start,
+                end=event.period_end,
+                subscription_id=contexts[account_id].subscription_id,
+                plan_price=contexts[account_id].plan_price,
+                created_at=now,
+            )
+            for (account_id, start), event in sorted(wanted.items())
+        ],
+        ignore_conflicts=True,
+    )
