@@ -13,7 +13,7 @@ from accounts.services import ACCOUNT_NAME_MAX
 SIGNUP_STARTED_SALT = "tollbooth.signup.started"
 # What a refused signup reads, whatever refused it: names no rule and says nothing about other accounts.
 SIGNUP_REFUSED_MESSAGE = (
-    "We couldn't create an account with these details. If you think this is a mistake, write to support."
+    "We could not create an account with these details. If you think this is a mistake, please write to support."
 )
 
 

@@ -68,6 +68,7 @@ def main() -> int:
         print("Preparing the database (the first run applies every migration: a minute or two on SQLite)…")
         _manage("migrate", "--noinput", "-v", "0")
         _manage("seed_demo")
+        _manage("seed_fraud_demo")  # ops joins the "fraud" group; one flagged signup waits in the review queue
         if use_sandbox:
             # The catalog and the webhook endpoint on the sandbox; both commands are idempotent.
             _manage("sync_plans")

@@ -12,6 +12,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from accounts.errors import DomainError
 from fraud import selectors
@@ -147,6 +148,10 @@ class BlocklistEntryAdmin(FraudStaffOnly, admin.ModelAdmin):
 
 class SignalInline(ReadOnly, admin.TabularInline):
     model = RiskSignal
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
     fields = ["code", "score", "details"]
     readonly_fields = fields
     extra = 0
@@ -235,8 +240,8 @@ class RiskAssessmentAdmin(ReadOnly, admin.ModelAdmin):
             "<h4>Assessments</h4><ul>{}</ul><h4>Other signups from this IP or browser (30 days)</h4><ul>{}</ul>"
             "<h4>Audit log</h4><ul>{}</ul>",
             history or "—",
-            related or format_html("<li>none</li>"),
-            audit or format_html("<li>none</li>"),
+            related or mark_safe("<li>none</li>"),  # a constant: nothing to escape
+            audit or mark_safe("<li>none</li>"),
         )
 
     def _decide(self, request, queryset, service, verb):

@@ -162,3 +162,17 @@ def rule_parameters_validate(*, kind: str, parameters) -> dict:
             raise ParameterError(f"Parameter {name!r} must be one of {', '.join(param.choices)}.")
         cleaned[name] = value
     return cleaned
+
+
+def rules_seed_defaults() -> int:
+    """Create the default rule of every kind that has none (the data migration's rows, for a flushed database).
+    Returns how many were created."""
+    from fraud.models import Rule
+
+    created = 0
+    for kind, spec in RULE_KINDS.items():
+        _rule, made = Rule.objects.get_or_create(
+            kind=kind, defaults={"stage": spec.stage, "parameters": spec.default_params, "score": spec.default_score}
+        )
+        created += made
+    return created

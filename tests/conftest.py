@@ -123,6 +123,19 @@ def catalog(db):
     return Plan.objects.order_by("rank")
 
 
+@pytest.fixture
+def fraud_rules(db):
+    """The default fraud rules and the "fraud" group, seeded by a data migration (flushed like the catalog)."""
+    from django.contrib.auth.models import Group
+
+    from fraud.models import Rule
+    from fraud.rules import rules_seed_defaults
+
+    rules_seed_defaults()
+    Group.objects.get_or_create(name="fraud")
+    return Rule.objects.all()
+
+
 @pytest.fixture(autouse=True)
 def _catalog_for_database_tests(request):
     """Every test with a database sees the catalog, as every real database has it (the trial plan among it)."""
@@ -131,3 +144,4 @@ def _catalog_for_database_tests(request):
     )
     if uses_database:
         request.getfixturevalue("catalog")
+        request.getfixturevalue("fraud_rules")

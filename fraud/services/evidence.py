@@ -7,7 +7,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from accounts.models import Account, AuditLog
+from accounts.models import Account, AuditLog, Membership, Role
 from billing.selectors import invoices_for_account
 from fraud.models import RiskAssessment, Stage
 from fraud.selectors import usage_by_metric
@@ -21,7 +21,10 @@ def _when(value) -> str | None:
 
 def evidence_packet(*, account: Account, charge: dict, dispute: dict) -> dict:
     """Assemble the case: `story` for ops to read, `stripe` for the fields submitted to Stripe."""
-    owner = account.provisioned_by
+    owner = account.provisioned_by or (
+        Membership.objects.filter(account=account, role=Role.OWNER).select_related("user").order_by("pk").first()
+    )
+    owner = owner.user if isinstance(owner, Membership) else owner
     signup = RiskAssessment.objects.filter(account=account, stage=Stage.SIGNUP).order_by("created_at").first()
     logins = list(
         AuditLog.objects.filter(account=account, action="user.logged_in")

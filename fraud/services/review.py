@@ -40,7 +40,11 @@ def _decide(*, assessment: RiskAssessment, actor: User, decision: str, note: str
     if not is_fraud_staff(actor):
         raise NotAllowed("Only fraud staff can decide reviews.")
     with transaction.atomic():
-        locked = RiskAssessment.objects.select_for_update().select_related("account", "user").get(pk=assessment.pk)
+        locked = (
+            RiskAssessment.objects.select_for_update(of=("self",))
+            .select_related("account", "user")
+            .get(pk=assessment.pk)
+        )
         if locked.decided_by == DecidedBy.STAFF:
             raise Conflict("This is already a staff decision.", code="already_decided")
         now = timezone.now()
