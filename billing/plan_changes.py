@@ -69,6 +69,8 @@ class _Current:
     plan_price: PlanPrice
     period_end: datetime
     cancel_at_period_end: bool
+    status: str
+    latest_invoice: str | None
 
 
 def _current(account: Account) -> _Current:
@@ -86,7 +88,13 @@ def _current(account: Account) -> _Current:
         plan_price=summary.plan_price,
         period_end=datetime.fromtimestamp(item["current_period_end"], tz=UTC),
         cancel_at_period_end=bool(data.get("cancel_at_period_end")),
+        status=data["status"],
+        latest_invoice=_id(data.get("latest_invoice")),
     )
+
+
+def _id(value) -> str | None:
+    return value.get("id") if isinstance(value, dict) else value
 
 
 def _kind(current: PlanPrice, target: PlanPrice) -> str:
@@ -143,6 +151,17 @@ def subscription_change_preview(*, account: Account, actor, plan_price: PlanPric
             token=_sign(account, current, plan_price, proration_date=None),
         )
     proration_date = int(timezone.now().timestamp())
+    if current.status == "trialing":
+        # A trial pays nothing for its own days: the new plan applies now, its first charge at the trial's end.
+        return PlanChangePreview(
+            kind=kind,
+            plan_price=plan_price,
+            currency=plan_price.currency,
+            amount_due_now_cents=0,
+            effective_at=datetime.fromtimestamp(proration_date, tz=UTC),
+            next_invoice_cents=plan_price.amount_cents * quantity,
+            token=_sign(account, current, plan_price, proration_date=proration_date, amount=0),
+        )
     preview = stripe_client().v1.invoices.create_preview(
         params={
             "customer": selectors.customer_for_account(account=account).id,
@@ -237,10 +256,12 @@ def _upgrade_now(account, actor, current: _Current, plan_price: PlanPrice, claim
         },
         options=idempotent(f"plan-change:{current.subscription_id}:{claim['f']}:{claim['t']}:{claim['d']}"),
     )
-    invoice = stripe_client().v1.invoices.retrieve(updated["latest_invoice"])
-    if invoice["amount_due"] != claim["m"]:
+    invoice_id = _id(updated.get("latest_invoice"))
+    invoice = None if invoice_id == current.latest_invoice else stripe_client().v1.invoices.retrieve(invoice_id)
+    charged = invoice["amount_due"] if invoice else 0  # no new invoice: nothing was due (a trial)
+    if charged != claim["m"]:
         # The preview promised a figure; say loudly if Stripe charged another.
-        logger.error("Upgrade of %s charged %s, preview said %s", account.pk, invoice["amount_due"], claim["m"])
+        logger.error("Upgrade of %s charged %s, preview said %s", account.pk, charged, claim["m"])
     ScheduledPlanChange.objects.filter(account=account, status=PlanChangeStatus.SCHEDULED).update(
         status=PlanChangeStatus.CANCELED
     )
@@ -251,8 +272,16 @@ def _upgrade_now(account, actor, current: _Current, plan_price: PlanPrice, claim
         action="subscription.upgraded",
         target=f"subscription:{current.subscription_id}",
         before={"price": current.plan_price.lookup_key},
-        after={"price": plan_price.lookup_key, "invoice": invoice["id"], "amount_due": invoice["amount_due"]},
+        after={"price": plan_price.lookup_key, "invoice": invoice_id if invoice else None, "amount_due": charged},
     )
+    if invoice is None:
+        return {
+            "id": None,
+            "amount_due_cents": 0,
+            "amount_paid_cents": 0,
+            "status": "none",
+            "currency": plan_price.currency,
+        }
     return {
         "id": invoice["id"],
         "amount_due_cents": invoice["amount_due"],

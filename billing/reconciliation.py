@@ -185,6 +185,8 @@ def _check_plan_fees(run, account: Account, invoices: list) -> None:
         for line in invoice["lines"]["data"]:
             if not _is_plan_fee(line):
                 continue
+            if line["amount"] == 0 and invoice.get("billing_reason") == "subscription_create":
+                continue  # the first invoice of a trial: nothing is due for the trial's period
             price_id = _line_price(line)
             plan_price = PlanPrice.objects.filter(stripe_price_id=price_id).first() if price_id else None
             if plan_price is None:
