@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
+from django.views.generic import TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
 from accounts import api as accounts_api
@@ -84,6 +85,7 @@ urlpatterns = [
     path("invitations/<str:token>/", accounts_views.invitation_accept, name="invitation_accept"),
     path("settings/api-keys/<int:key_id>/revoke/", accounts_views.api_key_revoke, name="api_key_revoke"),
     path("pricing/", billing_views.pricing, name="pricing"),
+    path("terms/", TemplateView.as_view(template_name="terms.html"), name="terms"),
     path("billing/", billing_views.billing, name="billing"),
     path("billing/usage/", billing_views.usage, name="usage"),
     path("billing/checkout/", billing_views.checkout_start, name="checkout_start"),

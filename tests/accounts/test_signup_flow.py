@@ -174,3 +174,11 @@ def test_agent_sees_dashboard_without_developer_links(client):
     html = client.get(reverse("dashboard")).content.decode()
     assert "Team Shop" in html
     assert reverse("api_keys") not in html
+
+
+@pytest.mark.django_db
+def test_signup_page_labels_its_fields_and_states_the_terms(client):
+    html = client.get(reverse("account_signup")).content.decode()
+    assert '<label for="id_email">' in html
+    assert "Terms of Service" in html and 'href="/terms/"' in html
+    assert client.get("/terms/").status_code == 200

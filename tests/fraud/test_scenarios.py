@@ -11,5 +11,6 @@ def test_default_rules_meet_the_targets_on_the_generated_population():
     assert report.fraud_caught >= 0.95
     assert report.honest_blocked <= 0.01
     assert report.honest_reviewed <= 0.05
-    assert report.signup_p95_ms < 20
+    # The signup check's p95 (< 20 ms) is a speed target: bench/fraud_scenarios.py measures and reports it;
+    # a timed assertion here would only test how busy the machine is.
     assert {row["kind"] for row in report.rows} >= {"honest", "trial_farm_ip", "card_testing", "dispute"}
