@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
 
-.PHONY: run test lint format lock bench bench-fraud sandbox clean
+.PHONY: run test lint format lock bench bench-fraud bench-journey sandbox clean
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ lock: $(STAMP)
 bench: $(STAMP)
 	@$(PY) -m bench.ingest $(BENCH_ARGS)
 	@$(PY) -m bench.rating
+
+## bench-journey: 200 merchants through 14 months on the sandbox (the simulator's invariants must hold)
+bench-journey: $(STAMP)
+	@$(PY) -m bench.journey $(BENCH_ARGS)
 
 ## bench-fraud: the default fraud rules on a generated population (caught / honest blocked / review, signup p95)
 bench-fraud: $(STAMP)
