@@ -9,54 +9,43 @@ from accounts.errors import DomainError
 from accounts.models import Account, AccountStatus, ApiKey, AuditLog, Invitation, Membership, User
 
 
-class MembershipInline(admin.TabularInline):
+class ReadOnlyInline(admin.TabularInline):
+    """An inline that shows rows without letting the admin write them: changes go through services."""
+
+    extra = 0
+    can_delete = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class MembershipInline(ReadOnlyInline):
     # Read-only: role and access changes go through the team services (permissions, last owner, seats).
     model = Membership
-    extra = 0
     fields = ["user", "role", "is_active", "created_at"]
-    readonly_fields = fields
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
-class InvitationInline(admin.TabularInline):
+class InvitationInline(ReadOnlyInline):
     model = Invitation
-    extra = 0
     fields = ["email", "role", "status", "invited_by", "created_at", "expires_at", "send_count"]
-    readonly_fields = fields
-    can_delete = False
     show_change_link = True
 
-    def has_add_permission(self, request, obj=None):
-        return False
 
-
-class ApiKeyInline(admin.TabularInline):
+class ApiKeyInline(ReadOnlyInline):
     model = ApiKey
-    extra = 0
     fields = ["name", "prefix", "created_by", "created_at", "last_used_at", "revoked_at"]
-    readonly_fields = fields
-    can_delete = False
     show_change_link = True
 
-    def has_add_permission(self, request, obj=None):
-        return False
 
-
-class AuditInline(admin.TabularInline):
+class AuditInline(ReadOnlyInline):
     model = AuditLog
-    extra = 0
     fields = ["created_at", "actor_label", "action", "before", "after", "reason"]
-    readonly_fields = fields
-    can_delete = False
     max_num = 0
     ordering = ["-created_at"]
     verbose_name_plural = "audit log (latest first)"
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(User)

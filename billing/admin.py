@@ -5,7 +5,7 @@ from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from accounts.admin import AccountAdmin
+from accounts.admin import AccountAdmin, ReadOnlyInline
 from accounts.errors import DomainError
 from accounts.models import Account
 from billing import ledger, selectors
@@ -54,9 +54,8 @@ class DunningPolicyAdmin(admin.ModelAdmin):
     list_display = ["name", "grace_days", "hard_decline_codes"]
 
 
-class DunningCaseInline(admin.TabularInline):
+class DunningCaseInline(ReadOnlyInline):
     model = DunningCase
-    extra = 0
     fields = [
         "stripe_invoice_id",
         "status",
@@ -67,12 +66,7 @@ class DunningCaseInline(admin.TabularInline):
         "suspended_at",
         "closed_at",
     ]
-    readonly_fields = fields
-    can_delete = False
     verbose_name_plural = "dunning"
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(DunningCase)
@@ -86,15 +80,9 @@ class DunningCaseAdmin(admin.ModelAdmin):
         return False
 
 
-class ReconciliationDifferenceInline(admin.TabularInline):
+class ReconciliationDifferenceInline(ReadOnlyInline):
     model = ReconciliationDifference
-    extra = 0
     fields = ["kind", "account", "stripe_id", "expected", "actual", "healed", "details"]
-    readonly_fields = fields
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(ReconciliationRun)
@@ -152,27 +140,15 @@ class BillingAccountAdmin(AccountAdmin):
         return format_html_join("", "<div>{}</div>", ((part,) for part in parts))
 
 
-class UsageRollupInline(admin.TabularInline):
+class UsageRollupInline(ReadOnlyInline):
     model = UsageRollup
-    extra = 0
     fields = ["metric", "used", "updated_at"]
-    readonly_fields = fields
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
-class LedgerEntryInline(admin.TabularInline):
+class LedgerEntryInline(ReadOnlyInline):
     model = LedgerEntry
-    extra = 0
     fields = ["kind", "state", "amount_cents", "currency", "stripe_invoice_item_id", "stripe_invoice_id"]
-    readonly_fields = fields
-    can_delete = False
     show_change_link = True
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(UsagePeriod)

@@ -262,9 +262,7 @@ def _upgrade_now(account, actor, current: _Current, plan_price: PlanPrice, claim
     if charged != claim["m"]:
         # The preview promised a figure; say loudly if Stripe charged another.
         logger.error("Upgrade of %s charged %s, preview said %s", account.pk, charged, claim["m"])
-    ScheduledPlanChange.objects.filter(account=account, status=PlanChangeStatus.SCHEDULED).update(
-        status=PlanChangeStatus.CANCELED
-    )
+    _withdraw_scheduled(account)
     subscription_refresh(subscription_id=current.subscription_id)
     audit_record(
         account=account,
@@ -289,6 +287,13 @@ def _upgrade_now(account, actor, current: _Current, plan_price: PlanPrice, claim
         "status": invoice["status"],
         "currency": invoice["currency"],
     }
+
+
+def _withdraw_scheduled(account: Account) -> int:
+    """A new change (upgrade, cancellation) supersedes a downgrade waiting for the period's end."""
+    return ScheduledPlanChange.objects.filter(account=account, status=PlanChangeStatus.SCHEDULED).update(
+        status=PlanChangeStatus.CANCELED
+    )
 
 
 def _schedule_downgrade(account, actor, current: _Current, plan_price: PlanPrice) -> ScheduledPlanChange:
@@ -388,9 +393,7 @@ def subscription_cancel(*, account: Account, actor) -> dict:
         params={"cancel_at_period_end": True},
         options=idempotent(f"cancel:{current.subscription_id}:{_toggle_count(current)}"),
     )
-    ScheduledPlanChange.objects.filter(account=account, status=PlanChangeStatus.SCHEDULED).update(
-        status=PlanChangeStatus.CANCELED
-    )
+    _withdraw_scheduled(account)
     subscription_refresh(subscription_id=current.subscription_id)
     audit_record(
         account=account,
