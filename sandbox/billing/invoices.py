@@ -744,8 +744,13 @@ def update_endpoint(req: ApiRequest, invoice_id: str) -> dict:
     store = req.store
     invoice = get_invoice(store, invoice_id, "id")
     before = copy.deepcopy(invoice)
-    if invoice["status"] != "draft" and set(params) - {"metadata", "description", "footer"}:
+    # As on Stripe: once finalized, an open invoice may still turn automatic collection off (which is how
+    # retries are stopped) or on; amounts and the rest are fixed.
+    editable = {"metadata", "description", "footer"} | ({"auto_advance"} if invoice["status"] == "open" else set())
+    if invoice["status"] != "draft" and set(params) - editable:
         raise errors.state_error("Only metadata, description and footer can change once an invoice is finalized.")
+    if invoice["status"] == "open" and params.get("auto_advance") is False:
+        invoice["next_payment_attempt"] = None
     if "metadata" in params:
         invoice["metadata"] = P.apply_metadata(invoice["metadata"], params["metadata"])
     for field in ("description", "footer", "auto_advance"):

@@ -133,3 +133,25 @@ def test_fix_card_page_is_for_owners_and_admins(client, owner, agent):
     client.logout()
     response = owner.web(client).get("/billing/fix-card/", follow=True)
     assert "no card to update yet" in response.content.decode()
+
+
+def test_a_hard_decline_skips_retries_suspends_at_once_and_raises_a_fraud_signal(clocked, stripe_client):
+    """The policy is data: treating this card's decline as hard exercises the hard-decline path for real."""
+    from billing.dunning import _decline_code, dunning_policy
+    from fraud.models import RiskAssessment
+
+    policy = dunning_policy()
+    with time_machine.travel(clocked.renewal + timedelta(hours=2), tick=False) as traveller:
+        # Learn the code this test card declines with, then make it a hard one, and fail the next renewal.
+        probe = stripe_client.v1.invoices.list(params={"customer": clocked.customer.id, "limit": 1}).data[0]
+        policy.hard_decline_codes = ["generic_decline", "card_declined"]
+        policy.save()
+        _advance(clocked, stripe_client, clocked.renewal + timedelta(hours=2), traveller)
+        case = DunningCase.objects.get(account=clocked.account)
+        assert _decline_code(case.stripe_invoice_id) in policy.hard_decline_codes, probe.id
+        assert (case.hard_decline, case.status) == (True, DunningStatus.SUSPENDED)
+        assert _status(clocked) == AccountStatus.SUSPENDED
+        invoice = stripe_client.v1.invoices.retrieve(case.stripe_invoice_id)
+        assert invoice.auto_advance is False and invoice.next_payment_attempt is None  # no retries
+        signal = RiskAssessment.objects.filter(account=clocked.account, stage="payment").latest("pk")
+        assert signal.score >= 50
