@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 from bench.common import BASE_URL, ROOT
 
 
-def simulate(merchants: int, months: int) -> dict:
+def simulate(merchants: int, months: int, *, fresh_database: bool) -> dict:
     with tempfile.NamedTemporaryFile(suffix=".json") as report:
         env = {
             **os.environ,
@@ -58,7 +58,10 @@ def main() -> None:
     parser.add_argument("--merchants", type=int, default=200)
     parser.add_argument("--months", type=int, default=14)
     args = parser.parse_args()
-    rows = [("CI population", simulate(5, args.months)), ("bench population", simulate(args.merchants, args.months))]
+    rows = [
+        ("CI population", simulate(5, args.months, fresh_database=True)),
+        ("bench population", simulate(args.merchants, args.months, fresh_database=False)),
+    ]
     header = (
         f"{'run':<17}| {'merchants':>9} | {'months':>6} | {'invoices':>8} | {'ledger entries':>14} | "
         f"{'drift':>5} | {'seconds':>8} | {'s / merchant':>12}"

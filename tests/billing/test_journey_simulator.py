@@ -132,7 +132,7 @@ def test_merchants_live_fourteen_months_and_the_books_balance(sandbox, stripe_cl
 
 
 def _sign_up(n: int, rng: random.Random, stripe_client, clock_id: str) -> Merchant:
-    user = UserFactory(email=f"merchant{n}@sim{n}.example")
+    user = UserFactory(email=f"merchant{n}-{clock_id[-6:].lower()}@sim{n}.example")
     # One transaction: the account's Stripe customer (on the test clock) is linked before provisioning's
     # after-commit work runs, so that work finds it instead of creating a customer off the clock.
     with transaction.atomic():
