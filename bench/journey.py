@@ -39,7 +39,9 @@ def simulate(merchants: int, months: int, *, fresh_database: bool) -> dict:
                 "-q",
                 "-p",
                 "no:cacheprovider",
-                "--reuse-db",
+                "-p",
+                "no:logging",  # the log capture of a 200-merchant run is large and not looked at
+                "--create-db" if fresh_database else "--reuse-db",
             ],
             cwd=ROOT,
             env=env,
