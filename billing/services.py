@@ -26,7 +26,7 @@ from billing.models import (
     PlanChangeStatus,
     ScheduledPlanChange,
 )
-from billing.stripe_api import idempotent, stripe_api_key, stripe_client
+from billing.stripe_api import account_for_customer, idempotent, retrieve_or_none, stripe_api_key, stripe_client
 from fraud.services import checkout_assess as fraud_checkout_assess
 from plans.models import PlanPrice
 
@@ -172,38 +172,9 @@ ACCOUNT_STATUS_FOR_SUBSCRIPTION = {
 }
 
 
-def account_for_customer(customer_id: str | None) -> Account | None:
-    if not customer_id:
-        return None
-    customer = djstripe_models.Customer.objects.filter(id=customer_id).select_related("subscriber").first()
-    if customer is None:
-        data = stripe_client().v1.customers.retrieve(customer_id)
-        account_id = (data.get("metadata") or {}).get("account_id")
-        account = Account.objects.filter(pk=account_id).first() if account_id and str(account_id).isdigit() else None
-        if account is None:
-            return None
-        customer = djstripe_models.Customer.sync_from_stripe_data(data, api_key=stripe_api_key())
-        djstripe_models.Customer.objects.filter(pk=customer.pk).update(subscriber=account)
-        return account
-    return customer.subscriber
-
-
-def _retrieve_or_none(service, object_id: str):
-    """Re-read an object named by an event. Gone at Stripe (deleted, or another Stripe account's): None,
-    logged, so the event is acknowledged instead of being redelivered forever. Other errors propagate
-    and Stripe redelivers the event."""
-    try:
-        return service.retrieve(object_id)
-    except stripe.InvalidRequestError as error:
-        if error.code != "resource_missing":
-            raise
-        logger.warning("Stripe has no %s any more; event ignored.", object_id)
-        return None
-
-
 def subscription_refresh(*, subscription_id: str) -> Account | None:
     """Re-read a subscription from Stripe into the mirror and bring its account's status in line."""
-    data = _retrieve_or_none(stripe_client().v1.subscriptions, subscription_id)
+    data = retrieve_or_none(stripe_client().v1.subscriptions, subscription_id)
     if data is None:
         return None
     account = account_for_customer(data.get("customer"))
@@ -219,7 +190,7 @@ def subscription_refresh(*, subscription_id: str) -> Account | None:
 
 
 def invoice_refresh(*, invoice_id: str) -> Account | None:
-    data = _retrieve_or_none(stripe_client().v1.invoices, invoice_id)
+    data = retrieve_or_none(stripe_client().v1.invoices, invoice_id)
     if data is None:
         return None
     account = account_for_customer(data.get("customer"))
@@ -243,7 +214,7 @@ def _invoice_subscription_id(invoice) -> str | None:
 
 def checkout_completed(*, session_id: str) -> Account | None:
     """A Checkout Session completed: mark our attempt, mirror the subscription, activate the account."""
-    session = _retrieve_or_none(stripe_client().v1.checkout.sessions, session_id)
+    session = retrieve_or_none(stripe_client().v1.checkout.sessions, session_id)
     if session is None:
         return None
     account = account_for_customer(session.get("customer"))

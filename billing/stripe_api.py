@@ -5,9 +5,13 @@ Settings are read at call time, never at import, so tests and `make run` can poi
 
 from __future__ import annotations
 
+import logging
+
 import stripe
 from django.conf import settings
 from djstripe.settings import djstripe_settings
+
+logger = logging.getLogger(__name__)
 
 
 def stripe_api_key() -> str:
@@ -27,3 +31,39 @@ def stripe_client() -> stripe.StripeClient:
 def idempotent(key: str) -> dict:
     """Request options for a write. The key names what the write does, so a retry is the same write."""
     return {"idempotency_key": key}
+
+
+def retrieve_or_none(service, object_id: str | None):
+    """Re-read an object an event names. Gone at Stripe (deleted, or another Stripe account's): None, logged,
+    so the event is acknowledged instead of being redelivered forever. Other errors propagate, and Stripe
+    redelivers the event."""
+    if not object_id:
+        return None
+    try:
+        return service.retrieve(object_id)
+    except stripe.InvalidRequestError as error:
+        if error.code != "resource_missing":
+            raise
+        logger.warning("Stripe has no %s any more; event ignored.", object_id)
+        return None
+
+
+def account_for_customer(customer_id: str | None):
+    """The Tollbooth account a Stripe customer belongs to: the mirror's subscriber, else the customer's
+    `account_id` metadata (then the mirror is linked, so the next lookup is local). None for strangers."""
+    from djstripe import models as djstripe_models
+
+    from accounts.models import Account
+
+    if not customer_id:
+        return None
+    customer = djstripe_models.Customer.objects.filter(id=customer_id).select_related("subscriber").first()
+    if customer is not None and customer.subscriber is not None:
+        return customer.subscriber
+    data = retrieve_or_none(stripe_client().v1.customers, customer_id)
+    account_id = str(((data or {}).get("metadata") or {}).get("account_id") or "")
+    account = Account.objects.filter(pk=account_id).first() if account_id.isdigit() else None
+    if account is not None:
+        mirrored = djstripe_models.Customer.sync_from_stripe_data(data, api_key=stripe_api_key())
+        djstripe_models.Customer.objects.filter(pk=mirrored.pk).update(subscriber=account)
+    return account

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import logging
 
-import stripe
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from djstripe import models as djstripe_models
 
 from accounts.models import Account, AccountStatus
 from accounts.services import account_mark_trusted, audit_record
-from billing.stripe_api import idempotent, stripe_client
+from billing.stripe_api import account_for_customer, idempotent, retrieve_or_none, stripe_client
 from fraud.models import Decision, DisputeCase, DisputeStatus, Stage
 from fraud.services.evidence import evidence_packet
 from fraud.services.payment import ChargeFacts, payment_record_attempt
@@ -24,37 +22,13 @@ from fraud.services.scoring import Hit, assessment_record, decision_apply, rules
 logger = logging.getLogger("fraud")
 
 
-def _retrieve(service, object_id: str | None):
-    if not object_id:
-        return None
-    try:
-        return service.retrieve(object_id)
-    except stripe.InvalidRequestError as error:
-        if error.code != "resource_missing":
-            raise
-        logger.warning("Stripe has no %s any more; fraud ignores the event.", object_id)
-        return None
-
-
-def account_for_customer(customer_id: str | None) -> Account | None:
-    """The account a Stripe customer belongs to: the mirror first, then the customer's metadata."""
-    if not customer_id:
-        return None
-    customer = djstripe_models.Customer.objects.filter(id=customer_id).select_related("subscriber").first()
-    if customer is not None and customer.subscriber is not None:
-        return customer.subscriber
-    data = _retrieve(stripe_client().v1.customers, customer_id)
-    account_id = str(((data or {}).get("metadata") or {}).get("account_id") or "")
-    return Account.objects.filter(pk=account_id).first() if account_id.isdigit() else None
-
-
 def _card(details: dict | None) -> dict:
     return ((details or {}).get("card")) or {}
 
 
 def charge_assess(*, charge_id: str) -> None:
     """charge.succeeded / charge.failed: the card attempt's checks (card testing, reuse, countries, Radar)."""
-    charge = _retrieve(stripe_client().v1.charges, charge_id)
+    charge = retrieve_or_none(stripe_client().v1.charges, charge_id)
     if charge is None:
         return
     account = account_for_customer(charge.get("customer"))
@@ -74,7 +48,7 @@ def charge_assess(*, charge_id: str) -> None:
 
 def setup_failure_assess(*, setup_intent_id: str) -> None:
     """setup_intent.setup_failed: a card refused while being saved (Checkout with a trial) is a decline too."""
-    intent = _retrieve(stripe_client().v1.setup_intents, setup_intent_id)
+    intent = retrieve_or_none(stripe_client().v1.setup_intents, setup_intent_id)
     if intent is None:
         return
     account = account_for_customer(intent.get("customer"))
@@ -90,7 +64,7 @@ def setup_failure_assess(*, setup_intent_id: str) -> None:
 
 def invoice_paid_trust(*, invoice_id: str) -> None:
     """A first invoice actually paid (not a €0 trial invoice) gives the account good standing early."""
-    invoice = _retrieve(stripe_client().v1.invoices, invoice_id)
+    invoice = retrieve_or_none(stripe_client().v1.invoices, invoice_id)
     if invoice is None or not invoice.get("paid", invoice.get("status") == "paid") or not invoice.get("amount_paid"):
         return
     account = account_for_customer(invoice.get("customer"))
@@ -100,10 +74,10 @@ def invoice_paid_trust(*, invoice_id: str) -> None:
 
 def dispute_open(*, dispute_id: str) -> DisputeCase | None:
     """charge.dispute.created: re-read the dispute and its charge, then record the chargeback."""
-    dispute = _retrieve(stripe_client().v1.disputes, dispute_id)
+    dispute = retrieve_or_none(stripe_client().v1.disputes, dispute_id)
     if dispute is None:
         return None
-    charge = _retrieve(stripe_client().v1.charges, dispute.get("charge")) or {}
+    charge = retrieve_or_none(stripe_client().v1.charges, dispute.get("charge")) or {}
     return chargeback_record(account=account_for_customer(charge.get("customer")), dispute=dispute, charge=charge)
 
 
@@ -168,10 +142,10 @@ def dispute_submit_evidence(*, case: DisputeCase, actor) -> DisputeCase:
 
 def early_fraud_warning_handle(*, warning_id: str) -> None:
     """radar.early_fraud_warning.created: refund the charge before it becomes a chargeback, suspend the account."""
-    warning = _retrieve(stripe_client().v1.radar.early_fraud_warnings, warning_id)
+    warning = retrieve_or_none(stripe_client().v1.radar.early_fraud_warnings, warning_id)
     if warning is None:
         return
-    charge = _retrieve(stripe_client().v1.charges, warning.get("charge"))
+    charge = retrieve_or_none(stripe_client().v1.charges, warning.get("charge"))
     if charge is None:
         return
     account = account_for_customer(charge.get("customer"))
