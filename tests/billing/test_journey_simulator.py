@@ -64,7 +64,9 @@ class Merchant:
 
 
 def _flush(sandbox):
-    sandbox.request("POST", "/_sandbox/webhooks/flush", api_key=None)
+    # A large population queues thousands of deliveries: wait as long as they take.
+    reply = sandbox.request("POST", "/_sandbox/webhooks/flush", {"timeout": 900}, api_key=None, timeout=910)
+    assert reply.status == 200, reply.body
 
 
 @pytest.mark.django_db(transaction=True)

@@ -55,6 +55,7 @@ class SandboxServer:
         *,
         api_key: str | None = "default",
         headers: dict | None = None,
+        timeout: float = 10,
     ) -> Reply:
         """A raw HTTP request; ``params`` go in the query (GET/DELETE) or form body (POST)."""
         encoded = urllib.parse.urlencode(params or {})
@@ -70,7 +71,7 @@ class SandboxServer:
         for name, value in (headers or {}).items():
             request.add_header(name, value)
         try:
-            with urllib.request.urlopen(request, timeout=10) as response:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
                 return Reply(response.status, dict(response.headers), json.loads(response.read()))
         except urllib.error.HTTPError as error:
             return Reply(error.code, dict(error.headers), json.loads(error.read()))
