@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from accounts.models import Account, AccountStatus, ApiKey, AuditLog, Invitation, InvitationStatus, Membership, User
+from accounts.models import Account, AccountStatus, ApiKey, Invitation, InvitationStatus, Membership, User
 
 
 def membership_current(*, user: User, preferred_account_id: int | None = None) -> Membership | None:
@@ -28,17 +28,10 @@ def invitations_pending(*, account: Account) -> QuerySet[Invitation]:
     return Invitation.objects.filter(account=account, status=InvitationStatus.PENDING).select_related("invited_by")
 
 
-def account_for_user(*, user: User) -> Account | None:
-    membership = membership_current(user=user)
-    return membership.account if membership else None
-
 
 def api_keys_for_account(*, account: Account) -> QuerySet[ApiKey]:
     return ApiKey.objects.filter(account=account).order_by("-created_at")
 
-
-def audit_log_for_account(*, account: Account, limit: int = 50) -> QuerySet[AuditLog]:
-    return AuditLog.objects.filter(account=account).select_related("actor")[:limit]
 
 
 def trial_days_left(*, account: Account) -> int | None:

@@ -28,7 +28,7 @@ from accounts.models import Account, AuditLog, Membership
 from accounts.services import audit_record, require_manager
 from billing import selectors
 from billing.models import PlanChangeStatus, ScheduledPlanChange
-from billing.services import subscription_refresh
+from billing.services import plan_price_require_for_sale, subscription_refresh
 from billing.stripe_api import idempotent, stripe_client
 from plans.models import PlanPrice
 
@@ -107,13 +107,6 @@ def _kind(current: PlanPrice, target: PlanPrice) -> str:
     return "upgrade" if target.interval == "year" else "downgrade"  # same plan: monthly ↔ annual
 
 
-def _require_selectable(plan_price: PlanPrice) -> None:
-    if not (plan_price.is_active and plan_price.plan.is_active and plan_price.plan.is_public):
-        raise DomainError("This plan can't be chosen.", field="plan_price", code="plan_unavailable")
-    if not plan_price.stripe_price_id:
-        raise DomainError("This plan isn't available for sale yet.", field="plan_price", code="plan_unavailable")
-
-
 def _require_seats_fit(account: Account, plan_price: PlanPrice) -> None:
     seats = plan_price.plan.entitlements.filter(feature="seats").values_list("limit", flat=True).first()
     members = Membership.objects.filter(account=account, is_active=True).count()
@@ -135,7 +128,7 @@ def _quantity(current: _Current, plan_price: PlanPrice, account: Account) -> int
 def subscription_change_preview(*, account: Account, actor, plan_price: PlanPrice) -> PlanChangePreview:
     """What moving to `plan_price` would cost now and at renewal, with a token to confirm it."""
     require_manager(account=account, actor=actor)
-    _require_selectable(plan_price)
+    plan_price_require_for_sale(plan_price)
     current = _current(account)
     kind = _kind(current.plan_price, plan_price)
     _require_seats_fit(account, plan_price)
@@ -226,7 +219,7 @@ def subscription_change(*, account: Account, actor, token: str) -> dict:
     plan_price = PlanPrice.objects.select_related("plan").filter(pk=claim["p"]).first()
     if plan_price is None:
         raise DomainError("This plan no longer exists.", field="token", code="plan_unavailable")
-    _require_selectable(plan_price)
+    plan_price_require_for_sale(plan_price)
     current = _current(account)
     if (current.subscription_id, current.plan_price.stripe_price_id, plan_price.stripe_price_id) != (
         claim["s"],

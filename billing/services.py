@@ -65,6 +65,14 @@ CHECKOUT_LIFETIME = timedelta(minutes=30)  # Stripe's minimum; a merchant who wa
 MIN_TRIAL_LEFT_FOR_CHECKOUT = timedelta(hours=48)
 
 
+def plan_price_require_for_sale(plan_price: PlanPrice) -> None:
+    """Refuse a price a merchant may not pick: archived, of a hidden or archived plan, or not yet on Stripe."""
+    if not (plan_price.is_active and plan_price.plan.is_active and plan_price.plan.is_public):
+        raise DomainError("This plan can't be chosen.", field="plan_price", code="plan_unavailable")
+    if not plan_price.stripe_price_id:
+        raise DomainError("This plan isn't available for sale yet.", field="plan_price", code="plan_unavailable")
+
+
 def checkout_start(
     *, account: Account, actor, plan_price: PlanPrice, ip: str | None = None, ip_country: str = ""
 ) -> CheckoutAttempt:
@@ -75,10 +83,7 @@ def checkout_start(
     locked for the duration, so concurrent starts are serialised.
     """
     require_manager(account=account, actor=actor)
-    if not (plan_price.is_active and plan_price.plan.is_active and plan_price.plan.is_public):
-        raise DomainError("This plan can't be chosen.", field="plan_price", code="plan_unavailable")
-    if not plan_price.stripe_price_id:
-        raise DomainError("This plan isn't available for sale yet.", field="plan_price", code="plan_unavailable")
+    plan_price_require_for_sale(plan_price)
     if account.status in (AccountStatus.BLOCKED, AccountStatus.CLOSED):
         raise NotAllowed("This account can't start a subscription; contact support.", code="account_not_allowed")
     # Fraud admits the checkout (or refuses it: review pending, card-testing cool-off) and notes the client's IP.

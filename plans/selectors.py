@@ -19,15 +19,6 @@ def plans_public() -> QuerySet[Plan]:
     )
 
 
-def plan_price_selectable(*, price_id: int) -> PlanPrice | None:
-    """A price a merchant may check out with: active, of an active public plan, synced to Stripe."""
-    return (
-        PlanPrice.objects.select_related("plan")
-        .filter(pk=price_id, is_active=True, plan__is_active=True, plan__is_public=True)
-        .exclude(stripe_price_id="")
-        .first()
-    )
-
 
 def plan_price_by_stripe_id(*, stripe_price_id: str) -> PlanPrice | None:
     return PlanPrice.objects.select_related("plan").filter(stripe_price_id=stripe_price_id).first()
