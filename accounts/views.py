@@ -15,6 +15,7 @@ from accounts.forms import AcceptInvitationForm, ApiKeyForm, InviteForm, Onboard
 from accounts.gates import feature_required
 from accounts.http import client_ip
 from accounts.models import User
+from plans.models import FEATURE_LABELS
 
 
 def home(request):
@@ -60,12 +61,7 @@ def dashboard(request):
 
 
 # The on/off features a plan may include, as merchants read them.
-GATED_FEATURES = [
-    ("api_access", "API access"),
-    ("automation", "Automation rules"),
-    ("voice", "Voice"),
-    ("sso", "Single sign-on"),
-]
+GATED_FEATURES = list(FEATURE_LABELS.items())
 
 
 @account_required

@@ -61,6 +61,15 @@ class PlanPrice(models.Model):
         return f"{self.plan.code}_{self.interval}{suffix}"
 
 
+# How merchants read the on/off features a plan may include (pricing page, dashboard).
+FEATURE_LABELS = {
+    "api_access": "API access",
+    "automation": "Automation rules",
+    "voice": "Voice",
+    "sso": "Single sign-on",
+}
+
+
 class EntitlementKind(models.TextChoices):
     LIMIT = "limit", "Limit"  # a count that may not be exceeded (seats)
     FLAG = "flag", "Feature"  # on when present

@@ -2,6 +2,8 @@
 
 from django import template
 
+from plans.models import FEATURE_LABELS
+
 register = template.Library()
 SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£"}
 
@@ -16,3 +18,9 @@ def money(cents, currency="usd"):
     symbol = SYMBOLS.get(str(currency).lower())
     amount = f"{whole:,}.{rest:02d}"
     return f"{sign}{symbol}{amount}" if symbol else f"{sign}{amount} {str(currency).upper()}"
+
+
+@register.filter
+def feature_label(code: str) -> str:
+    """{{ "api_access"|feature_label }} → API access."""
+    return FEATURE_LABELS.get(code, str(code).replace("_", " ").capitalize())
