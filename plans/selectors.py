@@ -19,7 +19,6 @@ def plans_public() -> QuerySet[Plan]:
     )
 
 
-
 def plan_price_by_stripe_id(*, stripe_price_id: str) -> PlanPrice | None:
     return PlanPrice.objects.select_related("plan").filter(stripe_price_id=stripe_price_id).first()
 
