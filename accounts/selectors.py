@@ -28,10 +28,8 @@ def invitations_pending(*, account: Account) -> QuerySet[Invitation]:
     return Invitation.objects.filter(account=account, status=InvitationStatus.PENDING).select_related("invited_by")
 
 
-
 def api_keys_for_account(*, account: Account) -> QuerySet[ApiKey]:
     return ApiKey.objects.filter(account=account).order_by("-created_at")
-
 
 
 def trial_days_left(*, account: Account) -> int | None:
