@@ -28,8 +28,8 @@ from accounts.models import Account, AccountStatus
 from accounts.services import account_change_status, audit_record, require_manager
 from billing import selectors
 from billing.models import DunningCase, DunningPolicy, DunningStatus
-from billing.renewals import notice_send
-from billing.stripe_api import idempotent, stripe_client
+from billing.renewals import notice_send, receipt_send
+from billing.stripe_api import account_for_customer, idempotent, retrieve_or_none, stripe_client
 from fraud.models import Stage
 from fraud.services.scoring import Hit, assessment_record
 
@@ -189,6 +189,35 @@ def dunning_subscription_ended(*, account: Account, subscription_id: str) -> int
     if closed:
         audit_record(account=account, actor=None, action="dunning.canceled", target=f"subscription:{subscription_id}")
     return closed
+
+
+# --- entry points of the webhook handlers: re-read the object, find the account, act -------------------------
+
+
+def dunning_on_invoice_failed(*, invoice_id: str) -> DunningCase | None:
+    invoice = retrieve_or_none(stripe_client().v1.invoices, invoice_id)
+    account = account_for_customer(invoice.get("customer")) if invoice else None
+    if account is None or invoice.get("status") != "open":
+        return None  # a stranger's invoice, or already settled by the time we read it
+    return dunning_payment_failed(account=account, invoice=invoice)
+
+
+def dunning_on_invoice_paid(*, invoice_id: str) -> None:
+    """A paid invoice: close its dunning case if it had one, and email the receipt (once)."""
+    invoice = retrieve_or_none(stripe_client().v1.invoices, invoice_id)
+    account = account_for_customer(invoice.get("customer")) if invoice else None
+    if account is None:
+        return
+    dunning_invoice_paid(account=account, invoice_id=invoice_id)
+    receipt_send(account=account, invoice=invoice)
+
+
+def dunning_on_subscription_deleted(*, subscription_id: str) -> int:
+    subscription = retrieve_or_none(stripe_client().v1.subscriptions, subscription_id)
+    account = account_for_customer(subscription.get("customer")) if subscription else None
+    if account is None:
+        return 0
+    return dunning_subscription_ended(account=account, subscription_id=subscription_id)
 
 
 def _email_failed(account: Account, invoice, decline_code: str) -> None:

@@ -12,8 +12,7 @@ import logging
 from django.dispatch import receiver
 from djstripe.signals import WEBHOOK_SIGNALS
 
-from billing import dunning, ledger, renewals, services
-from billing.stripe_api import account_for_customer, stripe_client
+from billing import dunning, ledger, services
 
 logger = logging.getLogger(__name__)
 
@@ -47,26 +46,15 @@ def on_invoice_paid_settle_ledger(sender, event, **kwargs):
 
 @receiver(WEBHOOK_SIGNALS["invoice.payment_failed"])
 def on_invoice_payment_failed_dunning(sender, event, **kwargs):
-    # Runs after on_invoice_settled (connected first), so the account is already past_due.
-    invoice = stripe_client().v1.invoices.retrieve(_object_id(event))
-    account = account_for_customer(invoice.get("customer"))
-    if account is not None and invoice.get("status") == "open":
-        dunning.dunning_payment_failed(account=account, invoice=invoice)
+    # Connected after on_invoice_settled, so the account is already past_due when dunning opens its case.
+    dunning.dunning_on_invoice_failed(invoice_id=_object_id(event))
 
 
 @receiver(WEBHOOK_SIGNALS["invoice.paid"])
 def on_invoice_paid_dunning(sender, event, **kwargs):
-    invoice_id = _object_id(event)
-    invoice = stripe_client().v1.invoices.retrieve(invoice_id)
-    account = account_for_customer(invoice.get("customer"))
-    if account is not None:
-        dunning.dunning_invoice_paid(account=account, invoice_id=invoice_id)
-        renewals.receipt_send(account=account, invoice=invoice)
+    dunning.dunning_on_invoice_paid(invoice_id=_object_id(event))
 
 
 @receiver(WEBHOOK_SIGNALS["customer.subscription.deleted"])
 def on_subscription_deleted_dunning(sender, event, **kwargs):
-    subscription = (event.data or {}).get("object", {})
-    account = account_for_customer(subscription.get("customer"))
-    if account is not None:
-        dunning.dunning_subscription_ended(account=account, subscription_id=subscription.get("id"))
+    dunning.dunning_on_subscription_deleted(subscription_id=_object_id(event))
