@@ -1125,10 +1125,28 @@ def create_preview(req: ApiRequest) -> dict:
         }
         for e in entries
     ]
-    prorations = proration_specs(store, sub, changes, at) if changes and behavior != "none" else []
     pending = [
         invoices.spec_of_invoice_item(store, ii) for ii in invoices.pending_items(store, customer["id"], sub["id"])
     ]
+    if changes and interval_of([e["price"] for e in entries]) != interval_of(sub):
+        # As update_subscription does: a new interval resets the cycle to now, credits the unused time and
+        # invoices a full new period at once, whatever the proration behavior.
+        credits = (
+            [] if behavior == "none" else proration_specs(store, sub, [(i, o, None) for i, o, _ in changes if o], at)
+        )
+        interval, count = interval_of([e["price"] for e in entries])
+        new_period = (now, periods.boundary(now, interval, count, 1))
+        specs = pending + credits + licensed_specs(store, hypothetical, *new_period)
+        return invoices.build_invoice(
+            store,
+            customer,
+            specs,
+            billing_reason="subscription_update",
+            subscription=sub,
+            period=new_period,
+            preview=True,
+        )
+    prorations = proration_specs(store, sub, changes, at) if changes and behavior != "none" else []
     if behavior == "always_invoice" and prorations:
         return invoices.build_invoice(
             store, customer, pending + prorations, billing_reason="subscription_update", subscription=sub, preview=True

@@ -202,3 +202,30 @@ def test_agent_gets_no_plan_change_pages(client, subscriber, agent):
     agent.web(client)
     assert client.get(f"/billing/change/?plan_price={_price('advanced').pk}").status_code == 403
     assert client.post("/billing/cancel/").status_code == 403
+
+
+def test_annual_to_a_higher_monthly_plan_charges_what_the_preview_said(sandbox, catalog, owner, stripe_client):
+    """An interval change resets the cycle: unused annual time is credited and a full month charged at once.
+    The 200-merchant simulator found the preview disagreeing with the invoice here."""
+    call_command("sync_plans", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    Account.objects.filter(pk=owner.account.pk).update(trial_ends_at=None)
+    owner.account.refresh_from_db()
+    attempt = services.checkout_start(account=owner.account, actor=owner.user, plan_price=_price("pro", "year"))
+    sandbox.request(
+        "POST", f"/_sandbox/checkout/{attempt.stripe_session_id}/complete", {"card": "4242424242424242"}, api_key=None
+    )
+    services.checkout_completed(session_id=attempt.stripe_session_id)
+    owner.account.refresh_from_db()
+
+    _sub, start, end = _period(stripe_client, owner.account)
+    # Ten months into the year: the unused time (about 65 days) is worth less than a full month of Advanced.
+    with time_machine.travel(datetime.fromtimestamp(start, tz=UTC) + timedelta(days=300), tick=False):
+        preview = plan_changes.subscription_change_preview(
+            account=owner.account, actor=owner.user, plan_price=_price("advanced")
+        )
+        remaining = (end - preview.effective_at.timestamp()) / (end - start)
+        by_hand = 19900 - round(99000 * remaining)
+        assert preview.kind == "upgrade"
+        assert 0 < preview.amount_due_now_cents == by_hand
+        result = plan_changes.subscription_change(account=owner.account, actor=owner.user, token=preview.token)
+    assert result["invoice"]["amount_due_cents"] == result["invoice"]["amount_paid_cents"] == by_hand
