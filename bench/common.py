@@ -34,7 +34,7 @@ def bench_env() -> dict:
 
 
 def fresh_database() -> None:
-    """Drop and re-create the benchmark database, then migrate it (the demo catalog comes with it)."""
+    """Drop and re-create the benchmark database, migrate it and seed the demo catalog (no migration does)."""
     import psycopg
 
     parts = urlsplit(BASE_URL)
@@ -43,6 +43,7 @@ def fresh_database() -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
     subprocess.run([sys.executable, "manage.py", "migrate", "--verbosity", "0"], cwd=ROOT, env=bench_env(), check=True)
+    subprocess.run([sys.executable, "manage.py", "seed_demo", "--catalog-only"], cwd=ROOT, env=bench_env(), check=True)
 
 
 def django_setup() -> None:

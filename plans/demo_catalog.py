@@ -1,7 +1,12 @@
 """The demo catalog, shaped like a helpdesk's: four public plans and a hidden Enterprise plan.
 
-Annual prices cost ten months (two months free). Amounts are cents of USD.
+Annual prices cost ten months (two months free). Amounts are cents of USD. Seeded by `manage.py seed_demo`
+and by the tests' `catalog` fixture, never by a migration: a production catalog is the business's own.
 """
+
+from django.db import transaction
+
+from plans.models import Entitlement, Plan, PlanPrice
 
 # code, name, rank, public, monthly cents, seats, tickets included, ticket overage cents,
 # automated resolutions (included, overage cents) or None, feature flags, description
@@ -62,8 +67,9 @@ CATALOG = [
 ]
 
 
-def catalog_seed_demo(Plan, PlanPrice, Entitlement) -> None:
-    """Create or refresh the demo catalog. Takes the model classes so the data migration can pass its own."""
+@transaction.atomic
+def catalog_seed_demo() -> None:
+    """Create or refresh the demo catalog (idempotent: rows are found by plan code, interval and feature)."""
     for code, name, rank, public, monthly, seats, tickets, ticket_overage, automated, flags, description in CATALOG:
         plan, _ = Plan.objects.update_or_create(
             code=code, defaults={"name": name, "rank": rank, "is_public": public, "description": description}

@@ -114,12 +114,12 @@ def staff_user(db):
 
 @pytest.fixture
 def catalog(db):
-    """The demo catalog. Its data migration ran once, but tests on a transactional database flush tables."""
+    """The demo catalog. No migration seeds it (a real database's catalog is its own): the tests do."""
     from plans.demo_catalog import catalog_seed_demo
-    from plans.models import Entitlement, Plan, PlanPrice
+    from plans.models import Plan
 
     if not Plan.objects.exists():
-        catalog_seed_demo(Plan, PlanPrice, Entitlement)
+        catalog_seed_demo()
     return Plan.objects.order_by("rank")
 
 
@@ -138,7 +138,7 @@ def fraud_rules(db):
 
 @pytest.fixture(autouse=True)
 def _catalog_for_database_tests(request):
-    """Every test with a database sees the catalog, as every real database has it (the trial plan among it)."""
+    """Every test with a database sees the demo catalog (the trial plan among it), as `make run` seeds it."""
     uses_database = request.node.get_closest_marker("django_db") or {"db", "transactional_db", "live_server"} & set(
         request.fixturenames
     )

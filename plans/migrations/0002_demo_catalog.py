@@ -1,15 +1,14 @@
-"""Seed the demo catalog (see plans/demo_catalog.py)."""
+"""Formerly seeded the demo catalog into every database, production included; now a no-op.
+
+The demo catalog is the demo seeder's job (`manage.py seed_demo`, `plans/demo_catalog.py`) and the tests'
+`catalog` fixture's. The file and its name stay so that databases that applied it keep a consistent
+migration history, and later migrations keep depending on it. Databases that applied the old version
+keep the rows it wrote; nothing here removes them.
+"""
 
 from django.db import migrations
-
-from plans.demo_catalog import catalog_seed_demo
-
-
-def seed(apps, schema_editor):
-    catalog_seed_demo(apps.get_model("plans", "Plan"), apps.get_model("plans", "PlanPrice"),
-                      apps.get_model("plans", "Entitlement"))
 
 
 class Migration(migrations.Migration):
     dependencies = [("plans", "0001_catalog")]
-    operations = [migrations.RunPython(seed, migrations.RunPython.noop)]
+    operations = []
