@@ -3,20 +3,24 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
+SHELL := bash
+# pip repeats this machine's unreachable find-links folders once per package; the rest of its output stays.
+PIP_QUIET := 2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
 
 .PHONY: run test lint format lock bench bench-fraud bench-journey sandbox clean
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@echo "Installing the pinned requirements into $(VENV)/ (first run only)…"
+	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip $(PIP_QUIET)
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt $(PIP_QUIET)
 	@rm -f $(VENV)/.installed-* && touch $@
 
 ## run: web, worker, beat and the Stripe sandbox on embedded defaults, with a demo account
 run: $(STAMP)
 	@$(PY) -m config.devserver
 
-## test: the whole suite against PostgreSQL (DATABASE_URL) and Redis (CELERY_BROKER_URL)
+## test: the whole suite on the embedded PostgreSQL (or DATABASE_URL's) and Redis (CELERY_BROKER_URL)
 test: $(STAMP)
 	@$(PY) -m pytest $(PYTEST_ARGS)
 

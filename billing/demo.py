@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from allauth.account.models import EmailAddress
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 from djstripe import models as djstripe_models
 from djstripe.settings import djstripe_settings
@@ -73,7 +73,6 @@ class DemoReport:
     seeded: list[str] = field(default_factory=list)
     already: bool = False
     seconds: float = 0.0
-    notes: list[str] = field(default_factory=list)
 
 
 def demo_seed(*, now: datetime | None = None) -> DemoReport:
@@ -217,26 +216,20 @@ def _seed_demo_shop(*, now: datetime, report: DemoReport) -> None:
             e.feature: e.included_units
             for e in Entitlement.objects.filter(plan__code="pro", feature__in=("tickets", "automated_resolutions"))
         }
-        usage = connection.vendor == "postgresql"  # ingestion and rating speak PostgreSQL
-        if not usage:
-            report.notes.append("usage and overage skipped: they need PostgreSQL (set DATABASE_URL)")
         for k, (tickets, automated) in enumerate(SHOP_HISTORY):
             start, end = add_months(anchor, k), add_months(anchor, k + 1)
-            if usage:
-                used = {"tickets": _units(tickets, included["tickets"])}
-                used["automated_resolutions"] = _units(automated, included["automated_resolutions"])
-                _report_usage(account, start=start, end=start + timedelta(days=25), used=used, key=f"p{k}")
+            used = {"tickets": _units(tickets, included["tickets"])}
+            used["automated_resolutions"] = _units(automated, included["automated_resolutions"])
+            _report_usage(account, start=start, end=start + timedelta(days=25), used=used, key=f"p{k}")
             # The renewal at `end` (charged an hour later), then the finality window: beat rates and pushes.
             clock.advance(end + FINALITY_PASSED)
-            if usage:
-                ledger.usage_periods_rate_closed(now=clock.now)
-                ledger.ledger_entries_push_due(now=clock.now)
+            ledger.usage_periods_rate_closed(now=clock.now)
+            ledger.ledger_entries_push_due(now=clock.now)
         clock.advance(now)
-        if usage:
-            start, end = add_months(anchor, SHOP_MONTHS), add_months(anchor, SHOP_MONTHS + 1)
-            share = (now - start) / (end - start)
-            used = {metric: math.floor(included[metric] * share * pace) for metric, pace in SHOP_PACE.items()}
-            _report_usage(account, start=start, end=now, used=used, key="current")
+        start, end = add_months(anchor, SHOP_MONTHS), add_months(anchor, SHOP_MONTHS + 1)
+        share = (now - start) / (end - start)
+        used = {metric: math.floor(included[metric] * share * pace) for metric, pace in SHOP_PACE.items()}
+        _report_usage(account, start=start, end=now, used=used, key="current")
         for email, name in DEMO_AGENTS:
             invitation = team.invitation_create(account=account, actor=owner, email=email, role=Role.AGENT)
             team.invitation_accept_as_new_user(invitation=invitation, password=DEMO_AGENT_PASSWORD, full_name=name)

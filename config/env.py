@@ -71,6 +71,15 @@ def env_db(name: str, default: str | object = _NOT_SET) -> dict:
         raise ImproperlyConfigured(f"{name}={url!r} is not a database URL: {exc}") from None
     if "." not in config.get("ENGINE", ""):
         raise ImproperlyConfigured(f"{name}={url!r}: unknown database scheme.")
+    if config["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured(
+            f"{name}={url!r}: SQLite is not supported, nor any database but PostgreSQL "
+            "(unset it to use the embedded PostgreSQL of `make run` and `make test`)."
+        )
+    options = config.get("OPTIONS", {})
+    if not config.get("HOST") and "host" in options:
+        # libpq's socket form (postgres://user@/name?host=/run/dir): Django wants the folder in HOST.
+        config["HOST"] = options.pop("host")
     return config
 
 

@@ -34,6 +34,29 @@ def pytest_configure(config):
         )
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests that need a real Celery worker on Redis skip, saying so, when Redis is not there."""
+    workers = [item for item in items if item.get_closest_marker("worker")]
+    if not workers:
+        return
+    from django.conf import settings
+
+    reason = _redis_unreachable(settings.CELERY_BROKER_URL)
+    if reason:
+        for item in workers:
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def _redis_unreachable(url: str) -> str | None:
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        return f"Redis not reachable at {url} ({type(exc).__name__})"
+    return None
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _stripe_is_the_sandbox(sandbox_server):  # noqa: F811
     """The product reaches Stripe through settings; for the whole session they name the sandbox."""

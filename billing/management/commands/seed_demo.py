@@ -24,7 +24,5 @@ class Command(BaseCommand):
             self.stdout.write(f"demo already seeded ({report.seconds:.2f} s)")
         else:
             self.stdout.write(f"demo seeded in {report.seconds:.1f} s: {', '.join(report.seeded) or 'nothing new'}")
-        for note in report.notes:
-            self.stdout.write(f"  note: {note}")
         for who, email, password in demo_logins():
             self.stdout.write(f"  {who}: {email} / {password}")
