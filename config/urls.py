@@ -1,4 +1,6 @@
 from django.contrib import admin
+from django.shortcuts import redirect
+from django.templatetags.static import static
 from django.urls import include, path, re_path
 from django.views.generic import TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
@@ -58,6 +60,8 @@ api_v1 = [
 
 urlpatterns = [
     path("", accounts_views.home, name="home"),
+    # Browsers ask for /favicon.ico whatever the page says; answer instead of logging a 404 each time.
+    path("favicon.ico", lambda request: redirect(static("tollbooth/favicon.svg"), permanent=True)),
     path("accounts/", include("allauth.urls")),
     path("onboarding/", accounts_views.onboarding, name="onboarding"),
     path("dashboard/", accounts_views.dashboard, name="dashboard"),
