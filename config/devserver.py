@@ -51,12 +51,7 @@ def main() -> int:
             _require_free_port("127.0.0.1", _port(sandbox_port, "TOLLBOOTH_SANDBOX_PORT"), "TOLLBOOTH_SANDBOX_PORT")
         first_start = use_embedded_db and not (VAR / "postgres" / "PG_VERSION").exists()
         if use_embedded_db:
-            from config.embedded_db import EmbeddedDatabaseError, embedded_start
-
-            try:
-                os.environ["DATABASE_URL"] = embedded_start(VAR / "postgres", database="tollbooth")
-            except EmbeddedDatabaseError as exc:
-                raise StartupError(str(exc)) from None
+            os.environ["DATABASE_URL"] = _start_embedded_database()
         else:
             _require_reachable_database()
         os.environ.setdefault("SITE_URL", f"http://{web_address}")
@@ -161,6 +156,26 @@ def _require_reachable_database() -> None:
         raise StartupError(
             f"cannot reach the database of DATABASE_URL ({first_line}): fix it, or unset it for the embedded one."
         ) from None
+
+
+def _start_embedded_database() -> str:
+    """Start the embedded PostgreSQL in a session of its own, and return its URL.
+
+    Started from here, the server would share our process group, and a signal meant for `make` (a Ctrl-C
+    before we own the terminal) would shut it down under the running product.
+    """
+    code = (
+        "import sys; from pathlib import Path; "
+        "from config.embedded_db import EmbeddedDatabaseError, embedded_start\n"
+        "try:\n    print(embedded_start(Path(sys.argv[1]), database='tollbooth'))\n"
+        "except EmbeddedDatabaseError as exc:\n    sys.exit(str(exc))"
+    )
+    result = subprocess.run(
+        [PY, "-c", code, str(VAR / "postgres")], cwd=ROOT, capture_output=True, text=True, start_new_session=True
+    )
+    if result.returncode != 0:
+        raise StartupError((result.stderr.strip().splitlines() or ["the embedded PostgreSQL did not start"])[-1])
+    return result.stdout.strip().splitlines()[-1]
 
 
 def _platform_token() -> str:

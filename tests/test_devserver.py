@@ -14,7 +14,15 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def _devserver(var: Path, **env) -> subprocess.CompletedProcess:
+    """`make run`'s program with its own var/ and free ports (a `make run` of this checkout may be running)."""
+    env = {"TOLLBOOTH_WEB_ADDRESS": f"127.0.0.1:{_free_port()}", "TOLLBOOTH_SANDBOX_PORT": str(_free_port()), **env}
     clean = {
         k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL", "STRIPE_", "TOLLBOOTH_"))
     }
@@ -62,12 +70,7 @@ def test_a_web_port_in_use_names_the_variable_to_change(tmp_path, busy_port):
 
 
 def test_a_sandbox_port_in_use_names_the_variable_to_change(tmp_path, busy_port):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        free_port = probe.getsockname()[1]
-    line = _one_line_error(
-        _devserver(tmp_path, TOLLBOOTH_SANDBOX_PORT=str(busy_port), TOLLBOOTH_WEB_ADDRESS=f"127.0.0.1:{free_port}")
-    )
+    line = _one_line_error(_devserver(tmp_path, TOLLBOOTH_SANDBOX_PORT=str(busy_port)))
     assert line == f"make run: port {busy_port} on 127.0.0.1 is in use: set TOLLBOOTH_SANDBOX_PORT to another one."
 
 
