@@ -174,11 +174,8 @@ def flush(req: ApiRequest) -> dict:
     timeout = _number(params.get("timeout") or 30, "timeout")
     delivery = webhooks.attach(req.store)
     # Wait without the store lock: receivers may call the API while handling an event (dj-stripe does).
-    req.store.lock.release()
-    try:
+    with req.store.unlocked():
         done = delivery.flush(timeout)
-    finally:
-        req.store.lock.acquire()
     if not done:
         raise errors.StripeError(504, f"Webhook queues still busy after {timeout} s.", type="api_error")
     return {"object": "sandbox.webhooks_flush", "pending": 0, "deliveries": len(delivery.log)}
