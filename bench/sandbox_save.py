@@ -8,7 +8,7 @@ copies of those objects under new ids up to ``--objects``. Serves it with the re
 threads) and keeps one client (another process) calling ``GET /v1/customers/{id}`` in a loop, while saving the state:
 
 - old way: ``json.dumps`` of the whole state under the store lock, then the write (the sandbox until now);
-- new way: :meth:`sandbox.statefile.StateFile.save` (snapshot under the lock, JSON written outside it).
+- new way: :meth:`sandbox.core.statefile.StateFile.save` (snapshot under the lock, JSON written outside it).
 
 Prints a table: per way, the longest time one API call took while a save was under way (over
 ``--rounds`` saves), the calls served during the saves, and how long a save took. No saves at all is
@@ -31,8 +31,8 @@ from werkzeug.test import Client
 
 from bench.common import table
 from sandbox.app import SandboxApp, make_server
-from sandbox.statefile import StateFile
-from sandbox.store import Store
+from sandbox.core.statefile import StateFile
+from sandbox.core.store import Store
 
 KEY = "sk_test_benchSandboxSave0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {KEY}"}

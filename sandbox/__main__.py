@@ -3,7 +3,7 @@
 Prints ``sandbox listening on http://HOST:PORT`` once it accepts connections (``--port 0``
 picks a free port, which the line reports). With ``--state-file`` the state (pending webhook
 deliveries included) is loaded at start, saved within a second of each change without holding up
-requests (:mod:`sandbox.statefile`), and saved again on exit. A port in use is one line on stderr
+requests (:mod:`sandbox.core.statefile`), and saved again on exit. A port in use is one line on stderr
 and exit status 2.
 """
 
@@ -15,10 +15,10 @@ import signal
 import sys
 import threading
 
-from sandbox import webhooks
 from sandbox.app import SandboxApp, make_server
-from sandbox.statefile import StateFile
-from sandbox.store import Store
+from sandbox.core.statefile import StateFile
+from sandbox.core.store import Store
+from sandbox.events import delivery as webhooks
 
 AUTOSAVE_SECONDS = 1.0
 EXIT_PORT_IN_USE = 2

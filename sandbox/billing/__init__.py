@@ -4,5 +4,5 @@
 - :mod:`sandbox.billing.invoices`: invoices, invoice items, paying them, retries, ``create_preview``.
 - :mod:`sandbox.billing.subscriptions`: subscriptions and subscription items, prorations.
 - :mod:`sandbox.billing.meters`: billing meters and meter events.
-- :mod:`sandbox.billing.engine`: the time-driven work (renewals, trial ends, retries) and test clocks.
+- :mod:`sandbox.billing.clock`: the time-driven work (renewals, trial ends, retries) and test clocks.
 """

@@ -7,7 +7,7 @@ subscription code and ``create_preview`` both produce, so a preview and the real
 the same arithmetic.
 
 Paying goes through ``sandbox.payments.pay`` (the payments module) when it exists, else a small
-shim on :func:`sandbox.cards.charge_outcome`. Hidden state: ``meta[invoice]["payment_intent"]``.
+shim on :func:`sandbox.payments.cards.charge_outcome`. Hidden state: ``meta[invoice]["payment_intent"]``.
 """
 
 from __future__ import annotations
@@ -18,17 +18,18 @@ import importlib
 
 from werkzeug import Response
 
-from sandbox import cards, errors, listing, objects
-from sandbox import params as P
 from sandbox.billing import periods
-from sandbox.events import emit, previous_attributes
+from sandbox.core import errors, listing, objects
+from sandbox.core import params as P
+from sandbox.core.routing import ApiRequest, current_request, route
+from sandbox.core.store import Store
+from sandbox.events.emit import emit, previous_attributes
+from sandbox.payments import cards
 from sandbox.resources import customers as customers_mod
 from sandbox.resources import payment_methods
-from sandbox.routing import ApiRequest, current_request, route
-from sandbox.store import Store
 
 try:  # helper C's payments module; until it lands, a shim below stands in.
-    payments = importlib.import_module("sandbox.payments")
+    payments = importlib.import_module("sandbox.payments.engine")
 except ImportError:  # pragma: no cover - depends on which phase is installed
     payments = None
 

@@ -14,14 +14,15 @@ from __future__ import annotations
 import copy
 from decimal import ROUND_HALF_UP, Decimal
 
-from sandbox import cards, errors, objects
-from sandbox import params as P
 from sandbox.billing import invoices, periods
-from sandbox.events import emit, previous_attributes
+from sandbox.core import errors, objects
+from sandbox.core import params as P
+from sandbox.core.routing import ApiRequest, route
+from sandbox.core.store import Store
+from sandbox.events.emit import emit, previous_attributes
+from sandbox.payments import cards
 from sandbox.resources import customers as customers_mod
 from sandbox.resources import payment_methods
-from sandbox.routing import ApiRequest, route
-from sandbox.store import Store
 
 PAYMENT_BEHAVIORS = ("allow_incomplete", "default_incomplete", "error_if_incomplete", "pending_if_incomplete")
 PRORATION_BEHAVIORS = ("create_prorations", "none", "always_invoice")
@@ -934,7 +935,7 @@ def cancel_endpoint(req: ApiRequest, sub_id: str) -> dict:
 
 @route("GET", "/v1/subscriptions")
 def list_endpoint(req: ApiRequest) -> dict:
-    from sandbox import listing
+    from sandbox.core import listing
 
     params = req.validate(
         {
@@ -985,7 +986,7 @@ def list_endpoint(req: ApiRequest) -> dict:
 
 @route("GET", "/v1/subscription_items")
 def list_items(req: ApiRequest) -> dict:
-    from sandbox import listing
+    from sandbox.core import listing
 
     params = req.validate({**listing.LIST_PARAMS, "subscription": str})
     P.require(params, "subscription")

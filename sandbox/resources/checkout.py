@@ -20,12 +20,14 @@ from __future__ import annotations
 import copy
 import secrets
 
-from sandbox import cards, errors, listing, objects, payments
-from sandbox import params as P
-from sandbox.events import emit
+from sandbox.core import errors, listing, objects
+from sandbox.core import params as P
+from sandbox.core.routing import ApiRequest, route
+from sandbox.core.store import Store
+from sandbox.events.emit import emit
+from sandbox.payments import cards
+from sandbox.payments import engine as payments
 from sandbox.resources.payment_methods import attach, create_card_payment_method
-from sandbox.routing import ApiRequest, route
-from sandbox.store import Store
 
 DAY = 86400
 CREATE_SCHEMA = {

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from sandbox import errors
-from sandbox.routing import ApiRequest, route
+from sandbox.core import errors
+from sandbox.core.routing import ApiRequest, route
 
 
 @route("POST", "/_sandbox/reset", auth=False)

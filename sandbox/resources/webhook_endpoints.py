@@ -1,7 +1,7 @@
 """Webhook endpoints (``/v1/webhook_endpoints`` CRUD) and the delivery helpers under ``/_sandbox/``.
 
 ``secret`` (``whsec_…``) is returned by create only, as on Stripe. Delivery itself is
-:mod:`sandbox.webhooks`; it subscribes to the store when the first endpoint is created.
+:mod:`sandbox.events.delivery`; it subscribes to the store when the first endpoint is created.
 
 Helpers (no API key):
 
@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import secrets
 
-from sandbox import errors, listing, objects, webhooks
-from sandbox import params as P
-from sandbox.routing import ApiRequest, route
+from sandbox.core import errors, listing, objects
+from sandbox.core import params as P
+from sandbox.core.routing import ApiRequest, route
+from sandbox.events import delivery as webhooks
 
 CREATE_SCHEMA = {
     "url": str,

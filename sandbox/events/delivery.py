@@ -43,7 +43,7 @@ import urllib.request
 from collections import deque
 from dataclasses import dataclass, field
 
-from sandbox.store import Store
+from sandbox.core.store import Store
 
 DEFAULTS = {
     "retry_base_seconds": float(os.environ.get("SANDBOX_WEBHOOK_RETRY_BASE", "1.0")),

@@ -20,10 +20,11 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 
-from sandbox import cards, errors, objects
-from sandbox.events import emit
-from sandbox.routing import current_request
-from sandbox.store import Store
+from sandbox.core import errors, objects
+from sandbox.core.routing import current_request
+from sandbox.core.store import Store
+from sandbox.events.emit import emit
+from sandbox.payments import cards
 
 # ``fn(store, payment_intent)``: called when an intent succeeds *later* than the call that confirmed it
 # (after the customer approved 3-D Secure on the hosted page). The billing engine marks the invoice paid.

@@ -22,12 +22,12 @@ from __future__ import annotations
 import copy
 import time
 
-from sandbox import errors, listing, objects
-from sandbox import params as P
 from sandbox.billing import invoices, periods, subscriptions
-from sandbox.events import emit, previous_attributes
-from sandbox.routing import ApiRequest, route
-from sandbox.store import Store
+from sandbox.core import errors, listing, objects
+from sandbox.core import params as P
+from sandbox.core.routing import ApiRequest, route
+from sandbox.core.store import Store
+from sandbox.events.emit import emit, previous_attributes
 
 CLOCK = "test_helpers.test_clock"
 MAX_STEPS = 100_000

@@ -9,8 +9,8 @@ field (``customer``, ``price``, ``test_helpers.test_clock``...). Insertion order
 order, which is what Stripe's newest-first lists page through. State a real Stripe object does
 not expose (a card's number behind a payment method) lives in ``meta[id]``.
 
-Events are never changed once inserted (:func:`sandbox.events.emit` snapshots the object, and
-responses are deep copies), which is what lets :mod:`sandbox.statefile` save them without copying.
+Events are never changed once inserted (:func:`sandbox.events.emit.emit` snapshots the object, and
+responses are deep copies), which is what lets :mod:`sandbox.core.statefile` save them without copying.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class Store:
         self.extra_state: dict[str, Callable[[], Any]] = {}
         # Sections of a loaded state file that no provider has claimed yet (each provider pops its own).
         self.restored: dict[str, Any] = {}
-        # The :class:`sandbox.statefile.StateFile` of ``--state-file``, if any (``/_sandbox/state/save`` uses it).
+        # The :class:`sandbox.core.statefile.StateFile` of ``--state-file``, if any (``/_sandbox/state/save`` uses it).
         self.state_file = None
         self.reset()
 
@@ -124,7 +124,7 @@ class Store:
         """Hidden per-object state (never serialised into API responses)."""
         return self.meta.setdefault(obj_id, {})
 
-    # persistence (the state file itself is :mod:`sandbox.statefile`)
+    # persistence (the state file itself is :mod:`sandbox.core.statefile`)
 
     def dump(self) -> dict:
         """The whole state, live (not copied): the ``--state-file`` format."""

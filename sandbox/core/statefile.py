@@ -1,7 +1,7 @@
 """The ``--state-file``: loaded at start, saved within a second of each change, without stopping the world.
 
 A save has two steps. Under the store lock, :func:`snapshot` takes a copy that later changes
-cannot reach; outside it, a writer process (``python -m sandbox.statefile PATH``) receives the
+cannot reach; outside it, a writer process (``python -m sandbox.core.statefile PATH``) receives the
 copy through a pipe, encodes it as JSON into a temp file in the same folder, fsyncs it and
 renames it over the state file (``os.replace``), so a crash mid-save leaves the previous file
 whole (the writer renames only once it has received the whole snapshot).
@@ -16,7 +16,7 @@ Why this snapshot (measured with 100 000 objects, 290 MB of JSON; ``python -m be
 - ``marshal.dumps`` copies dicts, lists and strings into bytes at C speed and creates no
   containers; chunks of :data:`CHUNK` objects are as fast as one call per table (~0.2 s for
   140 MB of mutable objects). Events, half the state or more, are never changed after insert
-  (see :mod:`sandbox.store`), so a shallow copy of their table is enough and costs nothing.
+  (see :mod:`sandbox.core.store`), so a shallow copy of their table is enough and costs nothing.
 
 Why a writer process: encoding in a thread of the server, even one object at a time, competes
 with the request threads for the GIL, and decoding the snapshot creates millions of containers
@@ -39,15 +39,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sandbox.store import IMMUTABLE_TABLES, STATE_VERSION, Store
+from sandbox.core.store import IMMUTABLE_TABLES, STATE_VERSION, Store
 
 # Objects per marshal chunk: big enough that the per-call cost vanishes (as fast as one call per
 # table), small enough that decoding one chunk outside the lock keeps the GIL only for milliseconds.
 CHUNK = 512
 # A held save (the test hook) goes on by itself after this long, so a forgotten hold cannot wedge the server.
 HOLD_LIMIT_SECONDS = 120.0
-# The folder holding the ``sandbox`` package, for the writer process's ``python -m sandbox.statefile``.
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+# The folder holding the ``sandbox`` package, for the writer process's ``python -m sandbox.core.statefile``.
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 # Frames to the writer: a kind byte, an 8-byte length, the data.
 TEXT, FIRST_PAIRS, PAIRS, END = b"T", b"F", b"P", b"E"
 
@@ -100,7 +100,7 @@ def write(snap: Snapshot, path: str, midway: Callable[[], None] | None = None) -
     """
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")]))}
     writer = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
-        [sys.executable, "-m", "sandbox.statefile", path], stdin=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+        [sys.executable, "-m", "sandbox.core.statefile", path], stdin=subprocess.PIPE, stderr=subprocess.PIPE, env=env
     )
     try:
         out = writer.stdin

@@ -11,7 +11,7 @@ A resource module declares its endpoints with :func:`route` at import time::
 and is listed in :data:`sandbox.resources.MODULES` so the app imports it. A handler gets an
 :class:`ApiRequest` (plus the werkzeug URL variables as keyword arguments) and returns either the
 object to send as JSON (the app applies ``expand[]`` and serialises it) or a ready
-``werkzeug.Response`` (for hosted HTML pages). It raises :class:`sandbox.errors.StripeError` to
+``werkzeug.Response`` (for hosted HTML pages). It raises :class:`sandbox.core.errors.StripeError` to
 answer with a Stripe error. Handlers run holding the store's lock.
 """
 
@@ -21,8 +21,8 @@ import contextvars
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sandbox import params as P
-from sandbox.store import Store
+from sandbox.core import params as P
+from sandbox.core.store import Store
 
 
 @dataclass(frozen=True)
