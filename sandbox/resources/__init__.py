@@ -27,7 +27,9 @@ MODULES = [
     "sandbox.resources.checkout",
     "sandbox.pages.checkout",
     "sandbox.billing.meters",
-    "sandbox.billing.invoices",
+    "sandbox.billing.invoices.api",
+    "sandbox.billing.invoices.items",
+    "sandbox.pages.invoice",
     "sandbox.billing.subscriptions",
     "sandbox.billing.clock",
 ]
