@@ -77,3 +77,15 @@ class ApiRequest:
 
 # The request being served on this thread, so that e.g. events can record ``request.id``.
 current_request: contextvars.ContextVar[ApiRequest | None] = contextvars.ContextVar("current_request", default=None)
+
+
+DEFAULT_BASE_URL = "http://127.0.0.1:12111"
+
+
+def base_url(store) -> str:
+    """The sandbox's own address as the client reached it (for hosted page URLs)."""
+    req = current_request.get()
+    if req is not None and req.url_root:
+        store.public_url = req.url_root
+        return req.url_root
+    return getattr(store, "public_url", DEFAULT_BASE_URL)

@@ -101,24 +101,6 @@ def _apply(product: dict, params: dict) -> None:
         product["metadata"] = P.apply_metadata(product["metadata"], params["metadata"])
 
 
-@route("POST", "/v1/products")
-def create(req: ApiRequest) -> dict:
-    params = req.validate(CREATE_SCHEMA)
-    store = req.store
-    price_data = params.pop("default_price_data", None)
-    product = create_product(store, params)
-    if price_data:
-        # Imported here: prices creates products for ``product_data``, so the modules need each other.
-        from sandbox.resources import prices
-
-        price_params = P.validate(price_data, prices.PRICE_DATA_SCHEMA, "default_price_data")
-        price = prices.create_price(store, {**price_params, "product": product["id"]}, "default_price_data")
-        before = copy.deepcopy(product)
-        product["default_price"] = price["id"]
-        emit(store, "product.updated", product, previous_attributes(before, product))
-    return product
-
-
 @route("GET", "/v1/products/<product_id>")
 def retrieve(req: ApiRequest, product_id: str) -> dict:
     req.validate({})

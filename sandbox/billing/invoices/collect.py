@@ -14,7 +14,7 @@ from sandbox.billing import periods
 from sandbox.billing import settings as billing_settings
 from sandbox.billing.invoices.drafts import clock_of, recompute
 from sandbox.core import errors, objects
-from sandbox.core.routing import current_request
+from sandbox.core.routing import base_url
 from sandbox.core.store import Store
 from sandbox.events.emit import emit, previous_attributes
 from sandbox.payments import engine as payments
@@ -26,12 +26,6 @@ invoice_failed_hooks: list[Callable[[Store, dict, bool], None]] = []
 
 
 # state changes
-
-
-def _hosted_url(invoice_id: str) -> str:
-    req = current_request.get()
-    root = req.url_root if req else "http://127.0.0.1:12111"
-    return f"{root}/_sandbox/pay/invoice/{invoice_id}"
 
 
 def finalize(store: Store, invoice: dict) -> dict:
@@ -58,7 +52,7 @@ def finalize(store: Store, invoice: dict) -> dict:
     invoice["status_transitions"]["finalized_at"] = now
     invoice["effective_at"] = now
     invoice["automatically_finalizes_at"] = None
-    invoice["hosted_invoice_url"] = _hosted_url(invoice["id"])
+    invoice["hosted_invoice_url"] = f"{base_url(store)}/_sandbox/pay/invoice/{invoice['id']}"
     invoice["invoice_pdf"] = invoice["hosted_invoice_url"] + "/pdf"
     emit(store, "invoice.finalized", invoice, clock_id=clock)
     if invoice["amount_due"] == 0:
