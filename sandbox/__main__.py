@@ -1,22 +1,27 @@
 """``python -m sandbox [--host H] [--port P] [--state-file F] [--threads N]``.
 
 Prints ``sandbox listening on http://HOST:PORT`` once it accepts connections (``--port 0``
-picks a free port, which the line reports). With ``--state-file`` the state is loaded at start,
-saved within a second of each change, and saved again on exit.
+picks a free port, which the line reports). With ``--state-file`` the state (pending webhook
+deliveries included) is loaded at start, saved within a second of each change without holding up
+requests (:mod:`sandbox.core.statefile`), and saved again on exit. A port in use is one line on stderr
+and exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import errno
 import signal
 import sys
 import threading
 
 from sandbox.app import SandboxApp, make_server
-from sandbox.store import Store
+from sandbox.core.statefile import StateFile
+from sandbox.core.store import Store
+from sandbox.events import delivery as webhooks
 
 AUTOSAVE_SECONDS = 1.0
+EXIT_PORT_IN_USE = 2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,14 +33,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     store = Store()
-    if args.state_file and os.path.exists(args.state_file):
-        store.load(args.state_file)
     app = SandboxApp(store)
-    server = make_server(app, args.host, args.port, args.threads)
+    try:
+        server = make_server(app, args.host, args.port, args.threads)
+    except OSError as error:
+        if error.errno != errno.EADDRINUSE:
+            raise
+        print(f"sandbox: port {args.port} is in use (set TOLLBOOTH_SANDBOX_PORT to another port)", file=sys.stderr)
+        return EXIT_PORT_IN_USE
+    state_file = StateFile(store, args.state_file) if args.state_file else None
+    if state_file is not None:
+        state_file.load()
+    delivery = webhooks.resume(store)
 
     stop = threading.Event()
-    if args.state_file:
-        threading.Thread(target=_autosave, args=(store, args.state_file, stop), daemon=True).start()
+    if state_file is not None:
+        threading.Thread(target=state_file.autosave, args=(stop, AUTOSAVE_SECONDS), daemon=True).start()
 
     def shutdown(signum, frame):
         raise KeyboardInterrupt
@@ -49,15 +62,13 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         stop.set()
         server.close()
-        if args.state_file:
-            store.save(args.state_file)
+        delivery = delivery or webhooks.attached(store)
+        if delivery is not None:
+            delivery.stop()
+        if state_file is not None:
+            state_file.release()
+            state_file.save()
     return 0
-
-
-def _autosave(store: Store, path: str, stop: threading.Event) -> None:
-    while not stop.wait(AUTOSAVE_SECONDS):
-        if store.dirty:
-            store.save(path)
 
 
 if __name__ == "__main__":

@@ -21,12 +21,13 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from sandbox import errors, idempotency, resources
-from sandbox.events import DEFAULT_API_VERSION
-from sandbox.expand import expand
-from sandbox.params import decode
-from sandbox.routing import ROUTES, ApiRequest, current_request
-from sandbox.store import Store
+from sandbox import resources
+from sandbox.core import errors, idempotency
+from sandbox.core.expand import expand
+from sandbox.core.params import decode
+from sandbox.core.routing import ROUTES, ApiRequest, current_request
+from sandbox.core.store import Store
+from sandbox.events.emit import DEFAULT_API_VERSION
 
 TEST_KEY = re.compile(r"^(sk|rk)_test_[A-Za-z0-9]{24,}$")
 

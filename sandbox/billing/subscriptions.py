@@ -12,20 +12,23 @@ billing cycle anchor), ``k`` (index of the current period, ``[boundary(k), bound
 from __future__ import annotations
 
 import copy
-from decimal import ROUND_HALF_UP, Decimal
 
-from sandbox import cards, errors, objects
-from sandbox import params as P
-from sandbox.billing import invoices, periods
-from sandbox.events import emit, previous_attributes
+from sandbox.billing import periods
+from sandbox.billing import settings as billing_settings
+from sandbox.billing.invoices import collect, drafts
+from sandbox.billing.invoices import items as invoice_items
+from sandbox.billing.pricing import TIMES, amount_for, describe, is_metered, money, plan_of, product_name
+from sandbox.core import errors, objects
+from sandbox.core import params as P
+from sandbox.core.routing import ApiRequest, route
+from sandbox.core.store import Store
+from sandbox.events.emit import emit, previous_attributes
+from sandbox.payments import cards
 from sandbox.resources import customers as customers_mod
 from sandbox.resources import payment_methods
-from sandbox.routing import ApiRequest, route
-from sandbox.store import Store
 
 PAYMENT_BEHAVIORS = ("allow_incomplete", "default_incomplete", "error_if_incomplete", "pending_if_incomplete")
 PRORATION_BEHAVIORS = ("create_prorations", "none", "always_invoice")
-TIMES = "\u00d7"  # Stripe writes "2 {TIMES} Pro" in line descriptions
 
 
 def get_subscription(store: Store, sub_id: str, param: str = "id") -> dict:
@@ -37,60 +40,6 @@ def get_subscription(store: Store, sub_id: str, param: str = "id") -> dict:
 
 def clock_of(sub: dict) -> str | None:
     return sub["test_clock"]
-
-
-def plan_of(price: dict) -> dict:
-    """The legacy ``plan`` view of a recurring price, as Stripe still embeds it on items."""
-    recurring = price["recurring"] or {}
-    return {
-        "id": price["id"],
-        "object": "plan",
-        "active": price["active"],
-        "amount": price["unit_amount"],
-        "amount_decimal": price["unit_amount_decimal"],
-        "billing_scheme": price["billing_scheme"],
-        "created": price["created"],
-        "currency": price["currency"],
-        "interval": recurring.get("interval"),
-        "interval_count": recurring.get("interval_count"),
-        "livemode": False,
-        "metadata": price["metadata"],
-        "meter": recurring.get("meter"),
-        "nickname": price["nickname"],
-        "product": price["product"],
-        "tiers_mode": None,
-        "transform_usage": None,
-        "trial_period_days": recurring.get("trial_period_days"),
-        "usage_type": recurring.get("usage_type", "licensed"),
-    }
-
-
-def amount_for(price: dict, quantity: int) -> int:
-    value = Decimal(price["unit_amount_decimal"]) * quantity
-    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
-
-
-def is_metered(price: dict) -> bool:
-    return (price["recurring"] or {}).get("usage_type") == "metered"
-
-
-def product_name(store: Store, price: dict) -> str:
-    product = store.get("product", price["product"])
-    return product["name"] if product else price["product"]
-
-
-def _money(amount, currency: str) -> str:
-    symbol = {"usd": "$", "eur": "€", "gbp": "£"}.get(currency, "")
-    value = f"{Decimal(str(amount)) / 100:.2f}"
-    return f"{symbol}{value}" if symbol else f"{value} {currency.upper()}"
-
-
-def _describe(store: Store, price: dict, quantity: int) -> str:
-    recurring = price["recurring"]
-    count, interval = recurring["interval_count"], recurring["interval"]
-    every = interval if count == 1 else f"{count} {interval}s"
-    unit = _money(price["unit_amount_decimal"], price["currency"])
-    return f"{quantity} {TIMES} {product_name(store, price)} (at {unit} / {every})"
 
 
 def get_item(store: Store, item_id: str, param: str = "id") -> tuple[dict, dict]:
@@ -204,7 +153,7 @@ def licensed_specs(store: Store, sub: dict, start: int, end: int, *, zero: bool 
         if is_metered(price):
             continue
         amount = amount_for(price, item["quantity"])
-        description = _describe(store, price, item["quantity"])
+        description = describe(store, price, item["quantity"])
         if zero:
             amount = 0
             description = f"Trial period for {product_name(store, price)}"
@@ -212,7 +161,7 @@ def licensed_specs(store: Store, sub: dict, start: int, end: int, *, zero: bool 
             amount = periods.prorate(amount, *remaining)
             description = f"Remaining time on {description.split(' (at ')[0]} after {_date(start)}"
         specs.append(
-            invoices.spec(
+            drafts.spec(
                 amount=amount,
                 currency=price["currency"],
                 description=description,
@@ -236,9 +185,9 @@ def metered_specs(store: Store, sub: dict, start: int, end: int) -> list:
         if not is_metered(price):
             continue
         usage = meters.usage(store, price["recurring"]["meter"], sub["customer"], start, end)
-        unit = _money(price["unit_amount_decimal"], price["currency"])
+        unit = money(price["unit_amount_decimal"], price["currency"])
         specs.append(
-            invoices.spec(
+            drafts.spec(
                 amount=amount_for(price, usage),
                 currency=price["currency"],
                 description=f"{usage} {TIMES} {product_name(store, price)} (at {unit} / unit)",
@@ -314,11 +263,46 @@ def on_invoice_failed(store: Store, invoice: dict, final: bool) -> None:
     if sub["status"] in ("active", "trialing"):
         _set_status(store, sub, "past_due")
     if final:
-        outcome = invoices.settings(store)["after_final_failure"]
+        outcome = billing_settings.settings(store)["after_final_failure"]
         if outcome == "canceled":
             cancel_now(store, sub, "payment_failed")
         elif outcome == "unpaid":
             _set_status(store, sub, "unpaid")
+
+
+# Invoices call subscriptions back through these hooks (they do not import subscriptions).
+collect.invoice_paid_hooks.append(on_invoice_paid)
+collect.invoice_failed_hooks.append(on_invoice_failed)
+
+
+def invoice_and_collect(
+    store: Store,
+    sub: dict,
+    specs: list[dict],
+    billing_reason: str,
+    *,
+    off_session: bool,
+    retries: bool = True,
+    collect_now: bool = True,
+    **invoice_fields,
+) -> dict:
+    """Invoice ``specs`` for ``sub`` now: the draft becomes its latest invoice, is finalized and (if still
+    open and ``collect_now``) charged."""
+    customer = store.get("customer", sub["customer"])
+    invoice = drafts.create_invoice(
+        store, customer, specs, billing_reason=billing_reason, subscription=sub, **invoice_fields
+    )
+    sub["latest_invoice"] = invoice["id"]
+    if collect_now:
+        collect.finalize_and_collect(store, invoice, off_session=off_session, retries=retries)
+    else:
+        collect.finalize(store, invoice)
+    return invoice
+
+
+def pending_specs(store: Store, sub: dict) -> list[dict]:
+    """Charge specs of the pending invoice items a subscription's next invoice takes."""
+    return [drafts.spec_of_invoice_item(store, ii) for ii in drafts.pending_items(store, sub["customer"], sub["id"])]
 
 
 # create
@@ -459,7 +443,7 @@ def create_subscription(
     else:
         specs = licensed_specs(store, sub, start, end)
     specs += metered_specs(store, sub, start, start) if trial_end is None else []
-    specs += [invoices.spec_of_invoice_item(store, ii) for ii in invoices.pending_items(store, customer["id"], None)]
+    specs += [drafts.spec_of_invoice_item(store, ii) for ii in drafts.pending_items(store, customer["id"], None)]
 
     total = sum(s["amount"] for s in specs) + customer["balance"]
     if payment_behavior == "error_if_incomplete" and total > 0:
@@ -484,16 +468,17 @@ def create_subscription(
     meta.update({"anchor": anchor, "k": k})
     store.insert(sub)
     emit(store, "customer.subscription.created", sub, clock_id=clock)
-    invoice = invoices.create_invoice(
-        store, customer, specs, billing_reason="subscription_create", subscription=sub, period=(now, now)
+    # default_incomplete: Stripe waits for the client to confirm the invoice's payment; here POST /v1/invoices/{id}/pay.
+    invoice_and_collect(
+        store,
+        sub,
+        specs,
+        "subscription_create",
+        off_session=False,
+        retries=False,
+        collect_now=payment_behavior != "default_incomplete",
+        period=(now, now),
     )
-    sub["latest_invoice"] = invoice["id"]
-    invoices.finalize(store, invoice)
-    if invoice["status"] == "open":
-        if payment_behavior == "default_incomplete":
-            pass  # Stripe waits for the client to confirm the invoice's payment; here: POST /v1/invoices/{id}/pay.
-        else:
-            invoices.attempt(store, invoice, off_session=False, retries=False)
     return sub
 
 
@@ -520,7 +505,7 @@ def proration_specs(store: Store, sub: dict, changes: list[tuple], at: int) -> l
                 continue
             amount = sign * periods.prorate(amount_for(price, quantity), remaining, length)
             specs.append(
-                invoices.spec(
+                drafts.spec(
                     amount=amount,
                     currency=price["currency"],
                     description=f"{word} time on {quantity} {TIMES} {product_name(store, price)} after {_date(at)}",
@@ -685,7 +670,7 @@ def _prorations_to_items(store: Store, sub: dict, specs: list[dict]) -> list[dic
     created = []
     for s in specs:
         created.append(
-            invoices.create_invoice_item(
+            invoice_items.create_invoice_item(
                 store,
                 customer,
                 {
@@ -721,18 +706,10 @@ def _precheck_payment(store: Store, customer: dict, pm_id: str | None) -> None:
 
 def invoice_now(store: Store, sub: dict, billing_reason: str, *, off_session: bool = False) -> dict | None:
     """Invoice the subscription's pending items now (finalized and charged); None if there are none."""
-    customer = store.get("customer", sub["customer"])
-    specs = [
-        invoices.spec_of_invoice_item(store, ii) for ii in invoices.pending_items(store, customer["id"], sub["id"])
-    ]
+    specs = pending_specs(store, sub)
     if not specs:
         return None
-    invoice = invoices.create_invoice(store, customer, specs, billing_reason=billing_reason, subscription=sub)
-    sub["latest_invoice"] = invoice["id"]
-    invoices.finalize(store, invoice)
-    if invoice["status"] == "open":
-        invoices.attempt(store, invoice, off_session=off_session)
-    return invoice
+    return invoice_and_collect(store, sub, specs, billing_reason, off_session=off_session)
 
 
 def update_subscription(store: Store, sub: dict, params: dict) -> dict:
@@ -830,24 +807,15 @@ def _reset_cycle(store: Store, sub: dict, now: int) -> None:
 
 
 def _invoice_new_period(store: Store, sub: dict, billing_reason: str) -> dict:
-    customer = store.get("customer", sub["customer"])
     start, end = period(sub)
-    specs = [
-        invoices.spec_of_invoice_item(store, ii) for ii in invoices.pending_items(store, customer["id"], sub["id"])
-    ]
-    specs += licensed_specs(store, sub, start, end)
-    invoice = invoices.create_invoice(store, customer, specs, billing_reason=billing_reason, subscription=sub)
-    sub["latest_invoice"] = invoice["id"]
-    invoices.finalize(store, invoice)
-    if invoice["status"] == "open":
-        invoices.attempt(store, invoice, off_session=False)
-    return invoice
+    specs = pending_specs(store, sub) + licensed_specs(store, sub, start, end)
+    return invoice_and_collect(store, sub, specs, billing_reason, off_session=False)
 
 
 def renewal_specs(store: Store, sub: dict, old: tuple[int, int], new: tuple[int, int], *, was_trial: bool) -> list:
     """The lines of the invoice at the end of period ``old``: pending items, next period, metered usage."""
     customer_id = sub["customer"]
-    specs = [invoices.spec_of_invoice_item(store, ii) for ii in invoices.pending_items(store, customer_id, sub["id"])]
+    specs = [drafts.spec_of_invoice_item(store, ii) for ii in drafts.pending_items(store, customer_id, sub["id"])]
     specs += licensed_specs(store, sub, *new)
     if not was_trial:
         specs += metered_specs(store, sub, *old)
@@ -871,21 +839,12 @@ def cancel_subscription(store: Store, sub: dict, params: dict) -> dict:
         changes = [(item["id"], (item["price"], item["quantity"]), None) for item in sub["items"]["data"]]
         _prorations_to_items(store, sub, proration_specs(store, sub, changes, now))
     if params.get("invoice_now") and sub["status"] not in ("incomplete",):
-        customer = store.get("customer", sub["customer"])
         start, _ = period(sub)
-        specs = [
-            invoices.spec_of_invoice_item(store, ii) for ii in invoices.pending_items(store, customer["id"], sub["id"])
-        ]
+        specs = pending_specs(store, sub)
         if sub["status"] != "trialing":
             specs += metered_specs(store, sub, start, now + 1)
         if specs:
-            invoice = invoices.create_invoice(
-                store, customer, specs, billing_reason="subscription_cycle", subscription=sub
-            )
-            sub["latest_invoice"] = invoice["id"]
-            invoices.finalize(store, invoice)
-            if invoice["status"] == "open":
-                invoices.attempt(store, invoice, off_session=True, retries=False)
+            invoice_and_collect(store, sub, specs, "subscription_cycle", off_session=True, retries=False)
     return cancel_now(store, sub, "cancellation_requested", details.get("comment"), details.get("feedback"))
 
 
@@ -934,7 +893,7 @@ def cancel_endpoint(req: ApiRequest, sub_id: str) -> dict:
 
 @route("GET", "/v1/subscriptions")
 def list_endpoint(req: ApiRequest) -> dict:
-    from sandbox import listing
+    from sandbox.core import listing
 
     params = req.validate(
         {
@@ -985,7 +944,7 @@ def list_endpoint(req: ApiRequest) -> dict:
 
 @route("GET", "/v1/subscription_items")
 def list_items(req: ApiRequest) -> dict:
-    from sandbox import listing
+    from sandbox.core import listing
 
     params = req.validate({**listing.LIST_PARAMS, "subscription": str})
     P.require(params, "subscription")
@@ -1096,20 +1055,20 @@ def create_preview(req: ApiRequest) -> dict:
             sub = min(live, key=lambda s: period(s)[1])
     if sub is None:
         if not details.get("items"):
-            pending = invoices.pending_items(store, customer["id"], None)
+            pending = drafts.pending_items(store, customer["id"], None)
             if not pending:
                 raise errors.invalid_request("Nothing to invoice for customer", code="invoice_upcoming_none")
-            specs = [invoices.spec_of_invoice_item(store, ii) for ii in pending]
-            return invoices.build_invoice(store, customer, specs, billing_reason="manual", preview=True)
+            specs = [drafts.spec_of_invoice_item(store, ii) for ii in pending]
+            return drafts.build_invoice(store, customer, specs, billing_reason="manual", preview=True)
         entries = _resolve_items(store, details["items"], "subscription_details[items]")
         _check_prices(store, entries)
         interval, count = interval_of([e["price"] for e in entries])
         draft = {"id": None, "customer": customer["id"], "metadata": {}, "items": {"data": []}}
         end = periods.boundary(now, interval, count, 1)
         draft["items"]["data"] = [{"id": None, "price": e["price"], "quantity": e["quantity"]} for e in entries]
-        specs = [invoices.spec_of_invoice_item(store, ii) for ii in invoices.pending_items(store, customer["id"], None)]
+        specs = [drafts.spec_of_invoice_item(store, ii) for ii in drafts.pending_items(store, customer["id"], None)]
         specs = licensed_specs(store, draft, now, end) + specs
-        return invoices.build_invoice(store, customer, specs, billing_reason="subscription_create", preview=True)
+        return drafts.build_invoice(store, customer, specs, billing_reason="subscription_create", preview=True)
     if sub["status"] in ("canceled", "incomplete_expired"):
         raise errors.invalid_request("No upcoming invoices for a canceled subscription.", code="invoice_upcoming_none")
     behavior = details.get("proration_behavior") or "create_prorations"
@@ -1125,9 +1084,7 @@ def create_preview(req: ApiRequest) -> dict:
         }
         for e in entries
     ]
-    pending = [
-        invoices.spec_of_invoice_item(store, ii) for ii in invoices.pending_items(store, customer["id"], sub["id"])
-    ]
+    pending = [drafts.spec_of_invoice_item(store, ii) for ii in drafts.pending_items(store, customer["id"], sub["id"])]
     if changes and interval_of([e["price"] for e in entries]) != interval_of(sub):
         # As update_subscription does: a new interval resets the cycle to now, credits the unused time and
         # invoices a full new period at once, whatever the proration behavior.
@@ -1137,7 +1094,7 @@ def create_preview(req: ApiRequest) -> dict:
         interval, count = interval_of([e["price"] for e in entries])
         new_period = (now, periods.boundary(now, interval, count, 1))
         specs = pending + credits + licensed_specs(store, hypothetical, *new_period)
-        return invoices.build_invoice(
+        return drafts.build_invoice(
             store,
             customer,
             specs,
@@ -1148,7 +1105,7 @@ def create_preview(req: ApiRequest) -> dict:
         )
     prorations = proration_specs(store, sub, changes, at) if changes and behavior != "none" else []
     if behavior == "always_invoice" and prorations:
-        return invoices.build_invoice(
+        return drafts.build_invoice(
             store, customer, pending + prorations, billing_reason="subscription_update", subscription=sub, preview=True
         )
     start, end = period(sub)
@@ -1157,7 +1114,7 @@ def create_preview(req: ApiRequest) -> dict:
     specs += licensed_specs(store, hypothetical, new_start, new_end)
     if sub["status"] != "trialing":
         specs += metered_specs(store, sub, start, end)
-    invoice = invoices.build_invoice(
+    invoice = drafts.build_invoice(
         store, customer, specs, billing_reason="subscription_cycle", subscription=sub, period=(start, end), preview=True
     )
     invoice["created"] = end

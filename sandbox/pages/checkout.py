@@ -3,11 +3,11 @@ programmatic ``POST /_sandbox/checkout/{id}/complete`` (same code path, JSON ans
 
 from __future__ import annotations
 
-from sandbox import errors
-from sandbox import params as P
+from sandbox.core import errors
+from sandbox.core import params as P
+from sandbox.core.routing import ApiRequest, route
 from sandbox.pages import escape, money, page, redirect
 from sandbox.resources import checkout
-from sandbox.routing import ApiRequest, route
 
 
 def _session(req: ApiRequest, session_id: str) -> dict:

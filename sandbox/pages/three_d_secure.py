@@ -1,15 +1,16 @@
 """The hosted 3-D Secure page: ``GET /_sandbox/3ds/{intent_id}`` with "Complete" / "Fail" buttons.
 
 Its form posts back to the same URL (``action=complete|fail``); the intent is finished through
-:func:`sandbox.payments.authenticate` and the browser is redirected (303) to the intent's
+:func:`sandbox.payments.engine.authenticate` and the browser is redirected (303) to the intent's
 ``return_url``, or shown the result if it has none.
 """
 
 from __future__ import annotations
 
-from sandbox import errors, payments
+from sandbox.core import errors
+from sandbox.core.routing import ApiRequest, route
 from sandbox.pages import escape, money, page, redirect
-from sandbox.routing import ApiRequest, route
+from sandbox.payments import engine as payments
 
 
 def _intent(req: ApiRequest, intent_id: str) -> dict:

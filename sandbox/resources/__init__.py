@@ -1,6 +1,6 @@
 """The sandbox's API resources, one module each.
 
-A module registers its endpoints with :func:`sandbox.routing.route` when imported; adding a
+A module registers its endpoints with :func:`sandbox.core.routing.route` when imported; adding a
 resource means writing its module and appending its name to :data:`MODULES`.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 
 MODULES = [
-    "sandbox.events",
+    "sandbox.resources.events",
     "sandbox.resources.helpers",
     "sandbox.resources.account",
     "sandbox.resources.customers",
@@ -27,9 +27,11 @@ MODULES = [
     "sandbox.resources.checkout",
     "sandbox.pages.checkout",
     "sandbox.billing.meters",
-    "sandbox.billing.invoices",
+    "sandbox.billing.invoices.api",
+    "sandbox.billing.invoices.items",
+    "sandbox.pages.invoice",
     "sandbox.billing.subscriptions",
-    "sandbox.billing.engine",
+    "sandbox.billing.clock",
 ]
 
 

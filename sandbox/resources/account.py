@@ -7,10 +7,10 @@ payouts enabled, nothing due.
 
 from __future__ import annotations
 
-from sandbox import objects
-from sandbox.errors import resource_missing
-from sandbox.routing import ApiRequest, route
-from sandbox.store import Store
+from sandbox.core import objects
+from sandbox.core.errors import resource_missing
+from sandbox.core.routing import ApiRequest, route
+from sandbox.core.store import Store
 
 
 def get_account(store: Store) -> dict:

@@ -1,13 +1,13 @@
-"""Charges: retrieve, update (metadata/description), list; created only by payments (:mod:`sandbox.payments`)."""
+"""Charges: retrieve, update (metadata/description), list; created only by payments (:mod:`sandbox.payments.engine`)."""
 
 from __future__ import annotations
 
 import copy
 
-from sandbox import errors, listing
-from sandbox import params as P
-from sandbox.events import emit, previous_attributes
-from sandbox.routing import ApiRequest, route
+from sandbox.core import errors, listing
+from sandbox.core import params as P
+from sandbox.core.routing import ApiRequest, route
+from sandbox.events.emit import emit, previous_attributes
 
 
 def get_charge(req: ApiRequest, charge_id: str, param: str = "charge") -> dict:

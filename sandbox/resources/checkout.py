@@ -20,12 +20,14 @@ from __future__ import annotations
 import copy
 import secrets
 
-from sandbox import cards, errors, listing, objects, payments
-from sandbox import params as P
-from sandbox.events import emit
+from sandbox.core import errors, listing, objects
+from sandbox.core import params as P
+from sandbox.core.routing import ApiRequest, base_url, route
+from sandbox.core.store import Store
+from sandbox.events.emit import emit
+from sandbox.payments import cards
+from sandbox.payments import engine as payments
 from sandbox.resources.payment_methods import attach, create_card_payment_method
-from sandbox.routing import ApiRequest, route
-from sandbox.store import Store
 
 DAY = 86400
 CREATE_SCHEMA = {
@@ -189,7 +191,7 @@ def create(req: ApiRequest) -> dict:
         success_url=params["success_url"],
         total_details={"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
         ui_mode="hosted",
-        url=f"{payments.base_url(store)}/_sandbox/checkout/{session_id}",
+        url=f"{base_url(store)}/_sandbox/checkout/{session_id}",
         adaptive_pricing=None,
         discounts=[],
         collected_information=None,

@@ -10,12 +10,12 @@ from __future__ import annotations
 import copy
 import secrets
 
-from sandbox import errors, listing, objects
-from sandbox import params as P
-from sandbox.events import emit, previous_attributes
+from sandbox.core import errors, listing, objects
+from sandbox.core import params as P
+from sandbox.core.routing import ApiRequest, route
+from sandbox.core.store import Store
+from sandbox.events.emit import emit, previous_attributes
 from sandbox.resources import payment_methods
-from sandbox.routing import ApiRequest, route
-from sandbox.store import Store
 
 ADDRESS = payment_methods.ADDRESS
 SHIPPING = {"address": ADDRESS, "name": str, "phone": str}

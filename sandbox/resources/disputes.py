@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import copy
 
-from sandbox import errors, listing, objects
-from sandbox import params as P
-from sandbox.events import emit, previous_attributes
-from sandbox.routing import ApiRequest, route
-from sandbox.store import Store
+from sandbox.core import errors, listing, objects
+from sandbox.core import params as P
+from sandbox.core.routing import ApiRequest, route
+from sandbox.core.store import Store
+from sandbox.events.emit import emit, previous_attributes
 
 REASONS = (
     "bank_cannot_process",

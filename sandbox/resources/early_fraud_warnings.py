@@ -5,11 +5,11 @@ charge of Stripe's test card 4000 0000 0000 5423 gets one at once.
 
 from __future__ import annotations
 
-from sandbox import errors, listing, objects
-from sandbox import params as P
-from sandbox.events import emit
-from sandbox.routing import ApiRequest, route
-from sandbox.store import Store
+from sandbox.core import errors, listing, objects
+from sandbox.core import params as P
+from sandbox.core.routing import ApiRequest, route
+from sandbox.core.store import Store
+from sandbox.events.emit import emit
 
 FRAUD_TYPES = (
     "card_never_received",

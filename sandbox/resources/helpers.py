@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from sandbox.routing import ApiRequest, route
+from sandbox.core import errors
+from sandbox.core.routing import ApiRequest, route
 
 
 @route("POST", "/_sandbox/reset", auth=False)
@@ -16,3 +17,32 @@ def reset(req: ApiRequest) -> dict:
 def state(req: ApiRequest) -> dict:
     """Everything the sandbox holds, in the shape of ``--state-file``, for debugging."""
     return req.store.dump()
+
+
+def _state_file(req: ApiRequest):
+    if req.store.state_file is None:
+        raise errors.invalid_request("The sandbox was started without --state-file.")
+    return req.store.state_file
+
+
+@route("POST", "/_sandbox/state/save", auth=False)
+def save_state(req: ApiRequest) -> dict:
+    """Save now; ``hold=true`` starts a save that stops half-way until ``release=true`` (to test saves)."""
+    params = req.validate({"hold": bool, "release": bool})
+    state_file = _state_file(req)
+    # The save takes the store lock for its snapshot, so wait for it without holding the lock.
+    with req.store.unlocked():
+        if params.get("release"):
+            state_file.release()
+        elif params.get("hold"):
+            state_file.hold()
+        else:
+            state_file.save()
+    return state_file.status()
+
+
+@route("GET", "/_sandbox/state/save", auth=False)
+def save_status(req: ApiRequest) -> dict:
+    """``saving`` is true while a held save is half-way; ``saves`` counts finished saves."""
+    req.validate({})
+    return _state_file(req).status()

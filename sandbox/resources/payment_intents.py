@@ -1,6 +1,6 @@
 """Payment intents: create (optionally confirming), retrieve, update, confirm, cancel, list.
 
-The charging itself is :mod:`sandbox.payments`. A confirmation that is declined answers 402
+The charging itself is :mod:`sandbox.payments.engine`. A confirmation that is declined answers 402
 ``card_error`` carrying the updated ``payment_intent`` (as Stripe does); one that needs 3-D Secure
 answers 200 with ``status=requires_action`` and ``next_action.redirect_to_url``.
 """
@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import copy
 
-from sandbox import errors, listing, payments
-from sandbox import params as P
-from sandbox.events import emit, previous_attributes
+from sandbox.core import errors, listing
+from sandbox.core import params as P
+from sandbox.core.routing import ApiRequest, route
+from sandbox.events.emit import emit, previous_attributes
+from sandbox.payments import engine as payments
 from sandbox.resources.payment_methods import get_payment_method
-from sandbox.routing import ApiRequest, route
 
 OFF_SESSION = P.ANY  # true/false or "one_off"/"recurring"
 COMMON = {

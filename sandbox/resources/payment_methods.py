@@ -1,7 +1,7 @@
 """Card payment methods: create, retrieve, update, list, attach and detach.
 
 A payment method remembers its card number in the store's hidden meta so that
-:func:`sandbox.cards.charge_outcome` knows how it behaves. Stripe's test ids (``pm_card_visa``)
+:func:`sandbox.payments.cards.charge_outcome` knows how it behaves. Stripe's test ids (``pm_card_visa``)
 are not stored objects: using one (retrieve, attach, a customer's default) makes a fresh
 ``pm_…`` copy, as Stripe does.
 """
@@ -11,11 +11,12 @@ from __future__ import annotations
 import copy
 import datetime
 
-from sandbox import cards, errors, listing, objects
-from sandbox import params as P
-from sandbox.events import emit, previous_attributes
-from sandbox.routing import ApiRequest, route
-from sandbox.store import Store
+from sandbox.core import errors, listing, objects
+from sandbox.core import params as P
+from sandbox.core.routing import ApiRequest, route
+from sandbox.core.store import Store
+from sandbox.events.emit import emit, previous_attributes
+from sandbox.payments import cards
 
 ADDRESS = {"city": str, "country": str, "line1": str, "line2": str, "postal_code": str, "state": str}
 BILLING_DETAILS = {"address": ADDRESS, "email": str, "name": str, "phone": str, "tax_id": str}

@@ -11,12 +11,12 @@ from __future__ import annotations
 import copy
 from decimal import Decimal, InvalidOperation
 
-from sandbox import errors, listing, objects
-from sandbox import params as P
-from sandbox.events import emit, previous_attributes
+from sandbox.core import errors, listing, objects
+from sandbox.core import params as P
+from sandbox.core.routing import ApiRequest, route
+from sandbox.core.store import Store
+from sandbox.events.emit import emit, previous_attributes
 from sandbox.resources import products
-from sandbox.routing import ApiRequest, route
-from sandbox.store import Store
 
 RECURRING = {
     "interval": P.OneOf("day", "week", "month", "year"),
@@ -274,3 +274,20 @@ def list_prices(req: ApiRequest) -> dict:
         return created(price)
 
     return listing.paginate(params, filter(matches, req.store.all("price")), "/v1/prices")
+
+
+@route("POST", "/v1/products")
+def create_product_endpoint(req: ApiRequest) -> dict:
+    """``POST /v1/products``. Here, not in products: ``default_price_data`` creates a price, and prices sit above
+    products (a price names its product), so products never import prices."""
+    params = req.validate(products.CREATE_SCHEMA)
+    store = req.store
+    price_data = params.pop("default_price_data", None)
+    product = products.create_product(store, params)
+    if price_data:
+        price_params = P.validate(price_data, PRICE_DATA_SCHEMA, "default_price_data")
+        price = create_price(store, {**price_params, "product": product["id"]}, "default_price_data")
+        before = copy.deepcopy(product)
+        product["default_price"] = price["id"]
+        emit(store, "product.updated", product, previous_attributes(before, product))
+    return product

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import copy
 
-from sandbox import errors, listing, objects
-from sandbox import params as P
-from sandbox.events import emit, previous_attributes
-from sandbox.routing import ApiRequest, route
-from sandbox.store import Store
+from sandbox.core import errors, listing, objects
+from sandbox.core import params as P
+from sandbox.core.routing import ApiRequest, route
+from sandbox.core.store import Store
+from sandbox.events.emit import emit, previous_attributes
 
 PACKAGE_DIMENSIONS = {"height": P.ANY, "length": P.ANY, "weight": P.ANY, "width": P.ANY}
 UPDATE_SCHEMA = {
@@ -99,24 +99,6 @@ def _apply(product: dict, params: dict) -> None:
         product["marketing_features"] = params["marketing_features"] or []
     if "metadata" in params:
         product["metadata"] = P.apply_metadata(product["metadata"], params["metadata"])
-
-
-@route("POST", "/v1/products")
-def create(req: ApiRequest) -> dict:
-    params = req.validate(CREATE_SCHEMA)
-    store = req.store
-    price_data = params.pop("default_price_data", None)
-    product = create_product(store, params)
-    if price_data:
-        # Imported here: prices creates products for ``product_data``, so the modules need each other.
-        from sandbox.resources import prices
-
-        price_params = P.validate(price_data, prices.PRICE_DATA_SCHEMA, "default_price_data")
-        price = prices.create_price(store, {**price_params, "product": product["id"]}, "default_price_data")
-        before = copy.deepcopy(product)
-        product["default_price"] = price["id"]
-        emit(store, "product.updated", product, previous_attributes(before, product))
-    return product
 
 
 @route("GET", "/v1/products/<product_id>")

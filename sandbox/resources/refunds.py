@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import copy
 
-from sandbox import errors, listing, objects
-from sandbox import params as P
-from sandbox.events import emit
-from sandbox.routing import ApiRequest, route
+from sandbox.core import errors, listing, objects
+from sandbox.core import params as P
+from sandbox.core.routing import ApiRequest, route
+from sandbox.events.emit import emit
 
 REASON = P.OneOf("duplicate", "fraudulent", "requested_by_customer")
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from sandbox import errors, listing, payments
-from sandbox import params as P
-from sandbox.events import emit
+from sandbox.core import errors, listing
+from sandbox.core import params as P
+from sandbox.core.routing import ApiRequest, route
+from sandbox.events.emit import emit
+from sandbox.payments import engine as payments
 from sandbox.resources.payment_methods import get_payment_method
-from sandbox.routing import ApiRequest, route
 
 CREATE_SCHEMA = {
     "customer": str,

@@ -1,7 +1,7 @@
 """Webhook endpoints (``/v1/webhook_endpoints`` CRUD) and the delivery helpers under ``/_sandbox/``.
 
 ``secret`` (``whsec_…``) is returned by create only, as on Stripe. Delivery itself is
-:mod:`sandbox.webhooks`; it subscribes to the store when the first endpoint is created.
+:mod:`sandbox.events.delivery`; it subscribes to the store when the first endpoint is created.
 
 Helpers (no API key):
 
@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import secrets
 
-from sandbox import errors, listing, objects, webhooks
-from sandbox import params as P
-from sandbox.routing import ApiRequest, route
+from sandbox.core import errors, listing, objects
+from sandbox.core import params as P
+from sandbox.core.routing import ApiRequest, route
+from sandbox.events import delivery as webhooks
 
 CREATE_SCHEMA = {
     "url": str,
@@ -174,11 +175,8 @@ def flush(req: ApiRequest) -> dict:
     timeout = _number(params.get("timeout") or 30, "timeout")
     delivery = webhooks.attach(req.store)
     # Wait without the store lock: receivers may call the API while handling an event (dj-stripe does).
-    req.store.lock.release()
-    try:
+    with req.store.unlocked():
         done = delivery.flush(timeout)
-    finally:
-        req.store.lock.acquire()
     if not done:
         raise errors.StripeError(504, f"Webhook queues still busy after {timeout} s.", type="api_error")
     return {"object": "sandbox.webhooks_flush", "pending": 0, "deliveries": len(delivery.log)}

@@ -22,7 +22,9 @@ from tests.sandbox.billing_helpers import (
     ts,
 )
 
-FIXTURES = json.loads((Path(__file__).resolve().parents[2] / "sandbox" / "fixtures3.json").read_text())["resources"]
+FIXTURES = json.loads((Path(__file__).resolve().parents[2] / "sandbox" / "core" / "fixtures3.json").read_text())[
+    "resources"
+]
 
 
 def test_create_pays_the_first_invoice_and_has_the_fixture_shape(stripe_client):

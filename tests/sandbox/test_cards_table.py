@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from sandbox import cards
+from sandbox.core.store import Store
+from sandbox.payments import cards
 from sandbox.resources.payment_methods import create_card_payment_method
-from sandbox.store import Store
 
 
 def outcome(number: str, **kwargs) -> cards.Outcome:

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 import stripe
 
-FIXTURES = json.loads((Path(__file__).resolve().parents[2] / "sandbox" / "fixtures3.json").read_text())["resources"]
+FIXTURES = json.loads((Path(__file__).resolve().parents[2] / "sandbox" / "core" / "fixtures3.json").read_text())[
+    "resources"
+]
 
 
 def test_customer_crud(stripe_client):

@@ -14,7 +14,7 @@ import stripe
 class Receiver:
     """Records every POST (body, headers); answers with ``statuses`` in turn (then 200)."""
 
-    def __init__(self):
+    def __init__(self, port: int = 0):
         self.received: list[dict] = []
         self.statuses: list[int] = []
         self.lock = threading.Lock()
@@ -35,7 +35,7 @@ class Receiver:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 

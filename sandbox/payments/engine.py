@@ -20,10 +20,12 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 
-from sandbox import cards, errors, objects
-from sandbox.events import emit
-from sandbox.routing import current_request
-from sandbox.store import Store
+from sandbox.core import errors, objects
+from sandbox.core.routing import base_url
+from sandbox.core.store import Store
+from sandbox.events.emit import emit
+from sandbox.payments import cards
+from sandbox.payments.charges import create_charge
 
 # ``fn(store, payment_intent)``: called when an intent succeeds *later* than the call that confirmed it
 # (after the customer approved 3-D Secure on the hosted page). The billing engine marks the invoice paid.
@@ -31,12 +33,6 @@ payment_succeeded_hooks: list[Callable[[Store, dict], None]] = []
 # ``fn(store, payment_intent)``: called when a pending 3-D Secure authentication fails.
 payment_failed_hooks: list[Callable[[Store, dict], None]] = []
 
-# Radar: test cards with a raised risk level (Stripe's 4000 0000 0000 9235 and 4100 0000 0000 0019).
-RISK = {
-    "4000000000009235": ("elevated", 65),
-    "4100000000000019": ("highest", 95),
-}
-DEFAULT_BASE_URL = "http://127.0.0.1:12111"
 
 AUTHENTICATION_FAILURE = cards.Decline(
     "payment_intent_authentication_failure",
@@ -49,15 +45,6 @@ SETUP_AUTHENTICATION_FAILURE = cards.Decline(
     None,
     "The latest attempt to set up the payment method has failed because authentication failed.",
 )
-
-
-def base_url(store: Store) -> str:
-    """The sandbox's own address as the client reached it (for hosted page URLs)."""
-    req = current_request.get()
-    if req is not None and req.url_root:
-        store.public_url = req.url_root
-        return req.url_root
-    return getattr(store, "public_url", DEFAULT_BASE_URL)
 
 
 def _clock_of(store: Store, customer_id: str | None) -> str | None:
@@ -307,125 +294,6 @@ def cancel_payment_intent(store: Store, pi: dict, reason: str | None = None) -> 
 
 
 # charges
-
-
-def create_charge(store: Store, pi: dict, pm: dict, outcome: cards.Outcome) -> dict:
-    """A charge of ``pm`` for ``pi`` (succeeded or failed), with Radar's ``outcome``; emits charge.succeeded/failed."""
-    clock_id = store.meta_for(pi["id"]).get("clock_id")
-    card = cards.card_of(store, pm)
-    risk_level, risk_score = RISK.get(card.number, ("normal", 20))
-    ok = outcome.ok
-    decline = outcome.decline
-    blocked = not ok and decline and decline.decline_code == "fraudulent" and risk_level == "highest"
-    if ok:
-        result = {
-            "network_status": "approved_by_network",
-            "reason": None,
-            "seller_message": "Payment complete.",
-            "type": "authorized",
-        }
-    elif blocked:
-        result = {
-            "network_status": "not_sent_to_network",
-            "reason": "highest_risk_level",
-            "seller_message": "Stripe blocked this payment as too risky.",
-            "type": "blocked",
-        }
-    else:
-        result = {
-            "network_status": "declined_by_network",
-            "reason": decline.decline_code,
-            "seller_message": "The bank did not return any further details with this decline.",
-            "type": "issuer_declined",
-        }
-    charge_id = store.new_id("ch")
-    details = copy.deepcopy(objects.template("charge")["payment_method_details"])
-    details["card"].update(
-        amount_authorized=pi["amount"] if ok else None,
-        brand=pm["card"]["brand"],
-        checks=copy.deepcopy(pm["card"]["checks"]),
-        country=pm["card"]["country"],
-        exp_month=pm["card"]["exp_month"],
-        exp_year=pm["card"]["exp_year"],
-        fingerprint=pm["card"]["fingerprint"],
-        funding=pm["card"]["funding"],
-        installments=None,
-        last4=pm["card"]["last4"],
-        network=pm["card"]["brand"],
-        overcapture={"maximum_amount_capturable": pi["amount"], "status": "unavailable"},
-        wallet=None,
-        authorization_code="123456" if ok else None,
-        network_transaction_id=store.new_id("ntx", 15)[4:] if ok else None,
-    )
-    if card.three_d_secure:
-        details["card"]["three_d_secure"] = {
-            "authentication_flow": "challenge",
-            "electronic_commerce_indicator": "05",
-            "exemption_indicator": None,
-            "result": "authenticated",
-            "result_reason": None,
-            "transaction_id": store.new_id("tx", 20)[3:],
-            "version": "2.2.0",
-        }
-    else:
-        details["card"]["three_d_secure"] = None
-    charge = objects.build(
-        "charge",
-        id=charge_id,
-        amount=pi["amount"],
-        amount_captured=pi["amount"] if ok else 0,
-        amount_refunded=0,
-        balance_transaction=None,
-        billing_details=copy.deepcopy(pm["billing_details"]),
-        calculated_statement_descriptor="SANDBOX",
-        captured=ok,
-        created=store.now(clock_id),
-        currency=pi["currency"],
-        customer=pi["customer"],
-        description=pi["description"],
-        disputed=False,
-        failure_balance_transaction=None,
-        failure_code=None if ok else decline.code,
-        failure_message=None if ok else decline.message,
-        fraud_details={},
-        livemode=False,
-        metadata=copy.deepcopy(pi["metadata"]),
-        outcome={
-            "advice_code": None,
-            "network_advice_code": None,
-            "network_decline_code": None,
-            **result,
-            "risk_level": risk_level,
-            "risk_score": risk_score,
-        },
-        paid=ok,
-        payment_intent=pi["id"],
-        payment_method=pm["id"],
-        payment_method_details=details,
-        receipt_email=pi["receipt_email"],
-        receipt_number=None,
-        receipt_url=f"{base_url(store)}/_sandbox/receipts/{charge_id}",
-        refunded=False,
-        refunds={"data": [], "has_more": False, "object": "list", "url": f"/v1/charges/{charge_id}/refunds"},
-        review=None,
-        shipping=None,
-        statement_descriptor=pi["statement_descriptor"],
-        status="succeeded" if ok else "failed",
-        transfer_data=None,
-        source=None,
-    )
-    store.insert(charge)
-    store.meta_for(charge_id)["clock_id"] = clock_id
-    emit(store, "charge.succeeded" if ok else "charge.failed", charge, clock_id=clock_id)
-    if ok and card.dispute_reason:
-        from sandbox.resources.disputes import create_dispute
-
-        create_dispute(store, charge, card.dispute_reason)
-    if ok and card.early_fraud_warning:
-        from sandbox.resources.early_fraud_warnings import create_warning
-
-        create_warning(store, charge)
-    return charge
 
 
 # setup intents

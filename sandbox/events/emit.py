@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import copy
 
-from sandbox import listing, objects
-from sandbox import params as P
-from sandbox.errors import resource_missing
-from sandbox.routing import ApiRequest, current_request, route
-from sandbox.store import Store
+from sandbox.core import objects
+from sandbox.core.routing import current_request
+from sandbox.core.store import Store
 
 # The version the sandbox speaks when a request names none (that of the stripe package we target).
 DEFAULT_API_VERSION = "2026-08-26.dahlia"
@@ -44,39 +42,6 @@ def emit(store: Store, type: str, obj: dict, previous_attributes: dict | None = 
         store.insert(event)
         for subscriber in list(store.event_subscribers):
             subscriber(store, event)
-    return event
-
-
-@route("GET", "/v1/events")
-def list_events(req: ApiRequest) -> dict:
-    params = req.validate({**listing.LIST_PARAMS, "type": str, "types": P.ListOf(str), "delivery_success": bool})
-    wanted_types = set(params.get("types") or [])
-    single = params.get("type")
-    created = listing.created_filter(params.get("created"))
-
-    def matches(event: dict) -> bool:
-        if single and not _type_matches(single, event["type"]):
-            return False
-        if wanted_types and event["type"] not in wanted_types:
-            return False
-        return created(event)
-
-    return listing.paginate(params, filter(matches, req.store.all("event")), "/v1/events")
-
-
-def _type_matches(pattern: str, event_type: str) -> bool:
-    """Stripe lets ``type`` end in ``*`` (``customer.*``)."""
-    if pattern.endswith("*"):
-        return event_type.startswith(pattern[:-1])
-    return pattern == event_type
-
-
-@route("GET", "/v1/events/<event_id>")
-def retrieve_event(req: ApiRequest, event_id: str) -> dict:
-    req.validate({})
-    event = req.store.get("event", event_id)
-    if event is None:
-        raise resource_missing("event", event_id)
     return event
 
 

@@ -22,6 +22,11 @@ Fault modes, per endpoint (``store.meta_for(endpoint_id)["faults"]``, set by
 - ``delay``: wait that many seconds before each delivery.
 - ``drop_then_redeliver``: the first attempt of each event is dropped (recorded as ``dropped``, nothing
   sent); the event is redelivered after ``retry_base_seconds``, behind the events queued meanwhile.
+
+Pending deliveries (queued, in flight, waiting to retry or for redelivery) and the settings are part
+of the saved state (``store.extra_state["webhook_deliveries"]``): after a restart :func:`resume`
+delivers them, same event, payload and secret, to the same endpoints, attempt counts going on.
+Delivery is at least once: an attempt under way while the state is saved is made again after a restart.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ import urllib.request
 from collections import deque
 from dataclasses import dataclass, field
 
-from sandbox.store import Store
+from sandbox.core.store import Store
 
 DEFAULTS = {
     "retry_base_seconds": float(os.environ.get("SANDBOX_WEBHOOK_RETRY_BASE", "1.0")),
@@ -47,6 +52,7 @@ DEFAULTS = {
 }
 USER_AGENT = "Stripe/1.0 (+https://stripe.com/docs/webhooks)"
 MAX_LOG = 10_000
+STATE_SECTION = "webhook_deliveries"
 
 
 def sign(payload: str, secret: str, timestamp: int | None = None) -> str:
@@ -61,7 +67,7 @@ def matches(endpoint: dict, event_type: str) -> bool:
     return endpoint["status"] == "enabled" and ("*" in enabled or event_type in enabled)
 
 
-@dataclass
+@dataclass(eq=False)  # jobs are compared by identity: two deliveries of one event are two jobs
 class Job:
     event_id: str
     event_type: str
@@ -69,8 +75,33 @@ class Job:
     url: str
     secret: str
     attempt: int = 0
+    # Monotonic times: ``not_before`` lets later jobs pass (redelivery), ``retry_at`` keeps them waiting behind.
     not_before: float = 0.0
+    retry_at: float = 0.0
     dropped: bool = False
+    copy: int = 0  # which copy of a ``duplicate`` fault is being delivered
+
+    def saved(self) -> dict:
+        """The job as JSON, its waits as wall-clock times (monotonic clocks do not survive a restart)."""
+        now, wall = time.monotonic(), time.time()
+        return {
+            "event_id": self.event_id,
+            "event_type": self.event_type,
+            "payload": self.payload,
+            "url": self.url,
+            "secret": self.secret,
+            "attempt": self.attempt,
+            "not_before": wall + max(self.not_before - now, 0),
+            "retry_at": wall + max(self.retry_at - now, 0),
+            "dropped": self.dropped,
+            "copy": self.copy,
+        }
+
+    @classmethod
+    def restored(cls, saved: dict) -> Job:
+        now, wall = time.monotonic(), time.time()
+        waits = {key: now + max(saved[key] - wall, 0) for key in ("not_before", "retry_at")}
+        return cls(**{**saved, **waits})
 
 
 @dataclass
@@ -78,6 +109,8 @@ class EndpointQueue:
     items: deque = field(default_factory=deque)
     in_flight: int = 0
     thread: threading.Thread | None = None
+    # Jobs taken by the worker and not finished yet: saved with ``items`` so a restart loses none.
+    current: list = field(default_factory=list)
 
 
 class Delivery:
@@ -90,6 +123,9 @@ class Delivery:
         self.log: list[dict] = []
         self.config = dict(DEFAULTS)
         self._tables_id = id(store.tables)
+        # Set on shutdown: workers start no new attempt, so the final save holds everything not delivered.
+        self.stopping = threading.Event()
+        self.posting = 0  # HTTP requests to receivers under way
 
     # called under the store lock
 
@@ -113,6 +149,7 @@ class Delivery:
                 self._tables_id = id(self.store.tables)
                 for queue in self.queues.values():
                     queue.items.clear()
+                    queue.current.clear()
                 self.log.clear()
 
     def _queue(self, endpoint_id: str) -> EndpointQueue:
@@ -134,24 +171,26 @@ class Delivery:
     def _worker(self, endpoint_id: str, queue: EndpointQueue) -> None:
         while True:
             with self.cond:
-                while not queue.items:
+                while not queue.items or self.stopping.is_set():
                     self.cond.wait()
                 queue.in_flight += 1
             try:
                 faults = self._faults(endpoint_id)
-                if faults.get("shuffle"):
-                    time.sleep(float(faults.get("shuffle_window") or 0.3))
+                if faults.get("shuffle") and self.stopping.wait(float(faults.get("shuffle_window") or 0.3)):
+                    continue
                 with self.cond:
                     batch = self._take(queue, everything=bool(faults.get("shuffle")))
-                if batch is None:
-                    continue
+                    if batch is None:
+                        continue
+                    queue.current.extend(batch)
                 if len(batch) > 1:
                     shuffled = batch[:]
                     while shuffled == batch:
                         random.shuffle(shuffled)
                     batch = shuffled
                 for job in batch:
-                    self._deliver(endpoint_id, job, queue)
+                    if self._deliver(endpoint_id, job, queue):
+                        self._finished(queue, job)
             finally:
                 with self.cond:
                     queue.in_flight -= 1
@@ -172,7 +211,8 @@ class Delivery:
         queue.items.remove(due[0])
         return [due[0]]
 
-    def _deliver(self, endpoint_id: str, job: Job, queue: EndpointQueue) -> None:
+    def _deliver(self, endpoint_id: str, job: Job, queue: EndpointQueue) -> bool:
+        """Deliver ``job`` (every copy, with retries); False if it is not finished (requeued, or stopping)."""
         faults = self._faults(endpoint_id)
         if faults.get("drop_then_redeliver") and not job.dropped:
             job.dropped = True
@@ -180,23 +220,42 @@ class Delivery:
             self._record(endpoint_id, job, None, "dropped (drop_then_redeliver fault)")
             job.not_before = time.monotonic() + self.config["retry_base_seconds"]
             with self.cond:
+                self._forget(queue, job)
                 queue.items.append(job)
                 self.cond.notify_all()
-            return
+            return False
         copies = 2 if faults.get("duplicate") else 1
-        for copy_index in range(copies):
+        while job.copy < copies:
             while True:
-                if faults.get("delay"):
-                    time.sleep(float(faults["delay"]))
+                if self.stopping.wait(max(job.retry_at - time.monotonic(), 0)):
+                    return False
+                if faults.get("delay") and self.stopping.wait(float(faults["delay"])):
+                    return False
                 job.attempt += 1
-                status, error = self._post(job)
-                self._record(endpoint_id, job, status, error, duplicate=copy_index > 0)
+                with self.cond:
+                    self.posting += 1
+                try:
+                    status, error = self._post(job)
+                finally:
+                    with self.cond:
+                        self.posting -= 1
+                        self.cond.notify_all()
+                self._record(endpoint_id, job, status, error, duplicate=job.copy > 0)
                 if status is not None and 200 <= status < 300:
                     break
                 if job.attempt >= self.config["max_attempts"]:
                     break
-                time.sleep(self.config["retry_base_seconds"] * 2 ** (job.attempt - 1))
-            job.attempt = 0 if copy_index == 0 and copies > 1 else job.attempt
+                job.retry_at = time.monotonic() + self.config["retry_base_seconds"] * 2 ** (job.attempt - 1)
+            job.copy += 1
+            job.retry_at = 0.0
+            job.attempt = 0 if job.copy < copies else job.attempt
+        return True
+
+    def _finished(self, queue: EndpointQueue, job: Job) -> None:
+        with self.cond:
+            self._forget(queue, job)
+        # After the change, so a save that missed it is followed by another.
+        self.store.dirty = True
 
     def _post(self, job: Job) -> tuple[int | None, str | None]:
         request = urllib.request.Request(  # noqa: S310 (endpoint URLs are checked to be http(s))
@@ -237,6 +296,43 @@ class Delivery:
             )
             del self.log[:-MAX_LOG]
 
+    @staticmethod
+    def _forget(queue: EndpointQueue, job: Job) -> None:
+        queue.current[:] = [other for other in queue.current if other is not job]
+
+    # saving and resuming
+
+    def saved(self) -> dict:
+        """Settings and every delivery not finished, per endpoint, in delivery order (for the state file)."""
+        self.check_reset()
+        with self.cond:
+            queues = {
+                endpoint_id: [job.saved() for job in [*queue.current, *queue.items]]
+                for endpoint_id, queue in self.queues.items()
+            }
+            return {"config": dict(self.config), "queues": {key: jobs for key, jobs in queues.items() if jobs}}
+
+    def resume(self, saved: dict) -> None:
+        """Queue again the deliveries of a saved state, ahead of anything new."""
+        with self.cond:
+            self.config.update(saved.get("config") or {})
+            for endpoint_id, jobs in (saved.get("queues") or {}).items():
+                queue = self._queue(endpoint_id)
+                queue.items.extendleft(Job.restored(job) for job in reversed(jobs))
+            self.cond.notify_all()
+
+    def stop(self) -> None:
+        """Start no new attempt; wait (at most one request timeout) for attempts under way to end."""
+        self.stopping.set()
+        deadline = time.monotonic() + self.config["timeout_seconds"]
+        with self.cond:
+            self.cond.notify_all()
+            while self.posting:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self.cond.wait(timeout=min(remaining, 0.1))
+
     # waiting
 
     def pending(self) -> int:
@@ -260,10 +356,32 @@ _attach_lock = threading.Lock()
 
 
 def attach(store: Store) -> Delivery:
-    """The store's :class:`Delivery`, subscribing it to the store's events the first time."""
+    """The store's :class:`Delivery`, subscribing it to the store's events the first time.
+
+    The first time, it also takes over the deliveries of a loaded state file and saves its own with the state.
+    """
     with _attach_lock:
         delivery = _deliveries.get(id(store))
         if delivery is None or delivery.store is not store:
             delivery = _deliveries[id(store)] = Delivery(store)
             store.event_subscribers.append(delivery.on_event)
+            store.extra_state[STATE_SECTION] = delivery.saved
+            saved = store.restored.pop(STATE_SECTION, None)
+            if saved:
+                delivery.resume(saved)
         return delivery
+
+
+def resume(store: Store) -> Delivery | None:
+    """After loading a state file: deliver what was pending, and the events to come if there are endpoints."""
+    with store.lock:
+        if STATE_SECTION in store.restored or store.tables.get("webhook_endpoint"):
+            return attach(store)
+    return None
+
+
+def attached(store: Store) -> Delivery | None:
+    """The store's :class:`Delivery` if one is attached (without attaching one)."""
+    with _attach_lock:
+        delivery = _deliveries.get(id(store))
+        return delivery if delivery is not None and delivery.store is store else None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 
-from sandbox.store import Store
+from sandbox.core.store import Store
 
 
 def expand(store: Store, obj, paths: list[str]):

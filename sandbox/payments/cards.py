@@ -14,8 +14,8 @@ import hashlib
 import string
 from dataclasses import dataclass
 
-from sandbox import errors
-from sandbox.store import Store
+from sandbox.core import errors
+from sandbox.core.store import Store
 
 
 @dataclass(frozen=True)

@@ -8,22 +8,29 @@ Objects live in ``tables[object_type][id]`` where ``object_type`` is the object'
 field (``customer``, ``price``, ``test_helpers.test_clock``...). Insertion order is creation
 order, which is what Stripe's newest-first lists page through. State a real Stripe object does
 not expose (a card's number behind a payment method) lives in ``meta[id]``.
+
+Events are never changed once inserted (:func:`sandbox.events.emit.emit` snapshots the object, and
+responses are deep copies), which is what lets :mod:`sandbox.core.statefile` save them without copying.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import secrets
 import string
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 _ALPHABET = string.ascii_letters + string.digits
 
 STATE_VERSION = 1
+# The sections of the state file the store itself owns; any other section belongs to an ``extra_state`` provider.
+CORE_SECTIONS = ("version", "tables", "meta", "deleted", "time_offset")
+# Tables whose objects are never changed after ``insert`` (see the module docstring).
+IMMUTABLE_TABLES = frozenset({"event"})
 
 
 class Store:
@@ -34,6 +41,13 @@ class Store:
         # Called as ``subscriber(store, event)`` after each event is recorded (webhook delivery plugs in here).
         # They run under the lock: they must queue work, not block on the network.
         self.event_subscribers: list[Callable[[Store, dict], None]] = []
+        # Other state saved in the state file: section name -> a function returning its JSON-able snapshot,
+        # called under the lock (webhook delivery saves its pending deliveries here).
+        self.extra_state: dict[str, Callable[[], Any]] = {}
+        # Sections of a loaded state file that no provider has claimed yet (each provider pops its own).
+        self.restored: dict[str, Any] = {}
+        # The :class:`sandbox.core.statefile.StateFile` of ``--state-file``, if any (``/_sandbox/state/save`` uses it).
+        self.state_file = None
         self.reset()
 
     def reset(self) -> None:
@@ -97,13 +111,23 @@ class Store:
                 self.deleted[obj_id] = stub
             self.dirty = True
 
+    @contextlib.contextmanager
+    def unlocked(self) -> Iterator[None]:
+        """Let other requests run while this one waits (for a caller holding the lock exactly once)."""
+        self.lock.release()
+        try:
+            yield
+        finally:
+            self.lock.acquire()
+
     def meta_for(self, obj_id: str) -> dict:
         """Hidden per-object state (never serialised into API responses)."""
         return self.meta.setdefault(obj_id, {})
 
-    # persistence
+    # persistence (the state file itself is :mod:`sandbox.core.statefile`)
 
     def dump(self) -> dict:
+        """The whole state, live (not copied): the ``--state-file`` format."""
         with self.lock:
             return {
                 "version": STATE_VERSION,
@@ -111,6 +135,7 @@ class Store:
                 "meta": self.meta,
                 "deleted": self.deleted,
                 "time_offset": self.time_offset,
+                **{name: snapshot() for name, snapshot in self.extra_state.items()},
             }
 
     def load_dict(self, data: dict) -> None:
@@ -122,18 +147,8 @@ class Store:
             self.meta = data["meta"]
             self.deleted = data.get("deleted", {})
             self.time_offset = data.get("time_offset", 0)
+            self.restored = {name: value for name, value in data.items() if name not in CORE_SECTIONS}
             self.dirty = False
-
-    def save(self, path: str) -> None:
-        """Write the state atomically (temp file then rename) so a crash never leaves half a file."""
-        with self.lock:
-            payload = json.dumps(self.dump())
-            self.dirty = False
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".sandbox-state-")
-        with os.fdopen(fd, "w") as handle:
-            handle.write(payload)
-        os.replace(tmp, path)
 
     def load(self, path: str) -> None:
         with open(path) as handle:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sandbox import errors
-from sandbox import params as P
+from sandbox.core import errors
+from sandbox.core import params as P
 
 LIST_PARAMS = {
     "limit": int,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from sandbox.store import Store
+from sandbox.core.store import Store
 
 TTL_SECONDS = 24 * 3600
 MAX_ENTRIES = 100_000

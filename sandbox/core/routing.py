@@ -11,7 +11,7 @@ A resource module declares its endpoints with :func:`route` at import time::
 and is listed in :data:`sandbox.resources.MODULES` so the app imports it. A handler gets an
 :class:`ApiRequest` (plus the werkzeug URL variables as keyword arguments) and returns either the
 object to send as JSON (the app applies ``expand[]`` and serialises it) or a ready
-``werkzeug.Response`` (for hosted HTML pages). It raises :class:`sandbox.errors.StripeError` to
+``werkzeug.Response`` (for hosted HTML pages). It raises :class:`sandbox.core.errors.StripeError` to
 answer with a Stripe error. Handlers run holding the store's lock.
 """
 
@@ -21,8 +21,8 @@ import contextvars
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sandbox import params as P
-from sandbox.store import Store
+from sandbox.core import params as P
+from sandbox.core.store import Store
 
 
 @dataclass(frozen=True)
@@ -77,3 +77,15 @@ class ApiRequest:
 
 # The request being served on this thread, so that e.g. events can record ``request.id``.
 current_request: contextvars.ContextVar[ApiRequest | None] = contextvars.ContextVar("current_request", default=None)
+
+
+DEFAULT_BASE_URL = "http://127.0.0.1:12111"
+
+
+def base_url(store) -> str:
+    """The sandbox's own address as the client reached it (for hosted page URLs)."""
+    req = current_request.get()
+    if req is not None and req.url_root:
+        store.public_url = req.url_root
+        return req.url_root
+    return getattr(store, "public_url", DEFAULT_BASE_URL)

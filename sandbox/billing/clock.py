@@ -22,12 +22,14 @@ from __future__ import annotations
 import copy
 import time
 
-from sandbox import errors, listing, objects
-from sandbox import params as P
-from sandbox.billing import invoices, periods, subscriptions
-from sandbox.events import emit, previous_attributes
-from sandbox.routing import ApiRequest, route
-from sandbox.store import Store
+from sandbox.billing import periods, subscriptions
+from sandbox.billing import settings as billing_settings
+from sandbox.billing.invoices import collect, drafts
+from sandbox.core import errors, listing, objects
+from sandbox.core import params as P
+from sandbox.core.routing import ApiRequest, route
+from sandbox.core.store import Store
+from sandbox.events.emit import emit, previous_attributes
 
 CLOCK = "test_helpers.test_clock"
 MAX_STEPS = 100_000
@@ -35,7 +37,7 @@ PRIORITY = {"trial_will_end": 0, "upcoming": 0, "cancel": 1, "expire": 1, "renew
 
 
 def _due(store: Store, clock_id: str | None) -> list[tuple[int, int, str, str]]:
-    conf = invoices.settings(store)
+    conf = billing_settings.settings(store)
     actions = []
     for sub in store.all("subscription"):
         if sub["test_clock"] != clock_id or sub["status"] in ("canceled", "incomplete_expired"):
@@ -107,7 +109,7 @@ def _upcoming(store: Store, sub_id: str) -> None:
     specs = subscriptions.renewal_specs(
         store, sub, (start, end), (new_start, new_end), was_trial=sub["status"] == "trialing"
     )
-    preview = invoices.build_invoice(
+    preview = drafts.build_invoice(
         store, customer, specs, billing_reason="upcoming", subscription=sub, period=(start, end), preview=True
     )
     preview["created"] = end
@@ -126,7 +128,7 @@ def _expire(store: Store, sub_id: str) -> None:
     sub = store.get("subscription", sub_id)
     invoice = store.get("invoice", sub["latest_invoice"]) if sub["latest_invoice"] else None
     if invoice is not None and invoice["status"] == "open":
-        invoices.void(store, invoice)
+        collect.void(store, invoice)
     before = copy.deepcopy(sub)
     sub["status"] = "incomplete_expired"
     sub["ended_at"] = store.now(sub["test_clock"])
@@ -151,7 +153,7 @@ def _renew(store: Store, sub_id: str) -> None:
     subscriptions.set_period(sub, new_start, new_end)
     if was_trial:
         sub["status"] = "active"
-    invoice = invoices.create_invoice(
+    invoice = drafts.create_invoice(
         store,
         customer,
         specs,
@@ -162,7 +164,7 @@ def _renew(store: Store, sub_id: str) -> None:
     )
     sub["latest_invoice"] = invoice["id"]
     emit(store, "customer.subscription.updated", sub, previous_attributes(before, sub), clock_id=clock)
-    delay = invoices.settings(store)["finalize_delay"]
+    delay = billing_settings.settings(store)["finalize_delay"]
     if sub["status"] == "unpaid":
         return  # Stripe keeps drafting invoices for an unpaid subscription but does not collect them.
     if delay > 0:
@@ -172,14 +174,11 @@ def _renew(store: Store, sub_id: str) -> None:
 
 
 def _finalize(store: Store, invoice_id: str) -> None:
-    invoice = store.get("invoice", invoice_id)
-    invoices.finalize(store, invoice)
-    if invoice["status"] == "open":
-        invoices.attempt(store, invoice, off_session=True)
+    collect.finalize_and_collect(store, store.get("invoice", invoice_id), off_session=True)
 
 
 def _retry(store: Store, invoice_id: str) -> None:
-    invoices.attempt(store, store.get("invoice", invoice_id), off_session=True)
+    collect.attempt(store, store.get("invoice", invoice_id), off_session=True)
 
 
 ACTIONS = {
@@ -301,7 +300,7 @@ SETTINGS_SCHEMA = {
 
 @route("GET", "/_sandbox/billing/settings", auth=False)
 def get_settings(req: ApiRequest) -> dict:
-    return {"object": "sandbox.billing_settings", **invoices.settings(req.store)}
+    return {"object": "sandbox.billing_settings", **billing_settings.settings(req.store)}
 
 
 @route("POST", "/_sandbox/billing/settings", auth=False)
@@ -310,7 +309,7 @@ def set_settings(req: ApiRequest) -> dict:
     retries), ``after_final_failure``, ``finalize_delay`` (seconds), ``upcoming_days``,
     ``trial_will_end_days``, ``incomplete_expires`` (seconds)."""
     params = req.validate(SETTINGS_SCHEMA)
-    current = invoices.settings(req.store)
+    current = billing_settings.settings(req.store)
     if "retry_days" in params:
         raw = params["retry_days"]
         items = raw if isinstance(raw, list) else [x for x in (raw or "").split(",") if x.strip()]
