@@ -264,6 +264,8 @@ def _print_banner(web_address: str, sandbox_port: str | None, seconds: float) ->
 
 
 def _supervise(children: list[subprocess.Popen]) -> int:
+    # SIGINT too: a shell starting us in the background without job control leaves it ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     while all(child.poll() is None for child in children):
         time.sleep(0.5)
