@@ -10,7 +10,7 @@
 
 Completion: the customer (created with the typed email when the session named none) gets the card
 as default payment method; subscription mode creates the subscription through
-``sandbox.billing.subscriptions.create_subscription`` (``error_if_incomplete``: a declined first
+``sandbox.billing.subscriptions.create.create_subscription`` (``error_if_incomplete``: a declined first
 payment leaves the session open, as Checkout reports the decline); setup mode confirms a setup
 intent. Then ``checkout.session.completed`` is emitted, after the subscription's own events.
 """
@@ -382,7 +382,7 @@ def _complete(store: Store, session: dict) -> CheckoutResult:
     customer["invoice_settings"]["default_payment_method"] = pm["id"]
     emit(store, "customer.updated", customer, {"invoice_settings": before["invoice_settings"]})
     if session["mode"] == "subscription":
-        from sandbox.billing.subscriptions import create_subscription
+        from sandbox.billing.subscriptions.create import create_subscription
 
         data = meta["subscription_data"]
         try:
