@@ -18,7 +18,6 @@ intent. Then ``checkout.session.completed`` is emitted, after the subscription's
 from __future__ import annotations
 
 import copy
-import secrets
 
 from sandbox.core import errors, listing, objects
 from sandbox.core import params as P
@@ -27,6 +26,7 @@ from sandbox.core.store import Store
 from sandbox.events.emit import emit
 from sandbox.payments import cards
 from sandbox.payments import engine as payments
+from sandbox.resources import customers
 from sandbox.resources.payment_methods import attach, create_card_payment_method
 
 DAY = 86400
@@ -93,9 +93,7 @@ def create(req: ApiRequest) -> dict:
     P.require(params, "success_url")
     customer = None
     if params.get("customer"):
-        customer = store.get("customer", params["customer"])
-        if customer is None:
-            raise errors.resource_missing("customer", params["customer"], "customer")
+        customer = customers.get_customer(store, params["customer"])
     line_items = []
     currency = params.get("currency")
     if mode == "subscription":
@@ -334,35 +332,7 @@ def _customer_for(store: Store, session: dict, pending: dict) -> dict:
     if meta.get("created_customer"):
         return store.get("customer", meta["created_customer"])
     email = pending.get("email") or session["customer_email"]
-    customer = objects.build(
-        "customer",
-        id=store.new_id("cus", 14),
-        address=None,
-        balance=0,
-        created=store.now(),
-        currency=None,
-        default_source=None,
-        delinquent=False,
-        description=None,
-        discount=None,
-        email=email,
-        invoice_prefix=secrets.token_hex(4).upper(),
-        invoice_settings={
-            "custom_fields": None,
-            "default_payment_method": None,
-            "footer": None,
-            "rendering_options": None,
-        },
-        livemode=False,
-        metadata={},
-        name=pending.get("name"),
-        next_invoice_sequence=1,
-        phone=None,
-        preferred_locales=[],
-        shipping=None,
-        tax_exempt="none",
-        test_clock=None,
-    )
+    customer = customers.new_customer(store, email=email, name=pending.get("name"))
     store.insert(customer)
     emit(store, "customer.created", customer)
     meta["created_customer"] = customer["id"]

@@ -14,7 +14,7 @@ SANDBOX = Path(__file__).resolve().parents[2] / "sandbox"
 PRODUCT_APPS = ("accounts", "plans", "billing", "fraud", "config")
 MAX_LINES = 400
 # Still to split (issue 12): each entry may only shrink, and goes once its module is under MAX_LINES.
-NOT_YET_SPLIT = {"sandbox.resources.checkout": 440}
+NOT_YET_SPLIT = {"sandbox.resources.checkout": 410}
 
 
 def module_name(path: Path) -> str:
