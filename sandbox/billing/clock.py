@@ -197,10 +197,7 @@ ACTIONS = {
 
 
 def get_clock(store: Store, clock_id: str) -> dict:
-    clock = store.get(CLOCK, clock_id)
-    if clock is None:
-        raise errors.resource_missing("test_helpers.test_clock", clock_id)
-    return clock
+    return store.fetch(CLOCK, clock_id, "id")
 
 
 @route("POST", "/v1/test_helpers/test_clocks")

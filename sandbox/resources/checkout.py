@@ -65,10 +65,7 @@ CREATE_SCHEMA = {
 
 
 def get_session(store: Store, session_id: str) -> dict:
-    session = store.get("checkout.session", session_id)
-    if session is None:
-        raise errors.resource_missing("checkout.session", session_id, "session")
-    return session
+    return store.fetch("checkout.session", session_id, "session")
 
 
 def success_redirect(session: dict) -> str | None:

@@ -44,10 +44,7 @@ CREATE_SCHEMA = {**UPDATE_SCHEMA, "payment_method": str, "test_clock": str}
 
 
 def get_customer(store: Store, customer_id: str, param: str = "customer") -> dict:
-    customer = store.get("customer", customer_id)
-    if customer is None:
-        raise errors.resource_missing("customer", customer_id, param)
-    return customer
+    return store.fetch("customer", customer_id, param)
 
 
 def _address(value: dict | None) -> dict | None:

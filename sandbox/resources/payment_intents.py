@@ -64,10 +64,7 @@ def _off_session(value) -> bool:
 
 
 def _get(req: ApiRequest, pi_id: str) -> dict:
-    pi = req.store.get("payment_intent", pi_id)
-    if pi is None:
-        raise errors.resource_missing("payment_intent", pi_id, "intent")
-    return pi
+    return req.store.fetch("payment_intent", pi_id, "intent")
 
 
 def _payment_method(req: ApiRequest, pm_id: str, customer_id: str | None) -> dict:

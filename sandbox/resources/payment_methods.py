@@ -233,9 +233,7 @@ def attach_endpoint(req: ApiRequest, pm_id: str) -> dict:
     params = req.validate({"customer": str, "customer_account": str})
     store = req.store
     P.require(params, "customer")
-    customer = store.get("customer", params["customer"])
-    if customer is None:
-        raise errors.resource_missing("customer", params["customer"], "customer")
+    customer = store.fetch("customer", params["customer"], "customer")
     return attach(store, get_payment_method(store, pm_id, "payment_method"), customer)
 
 

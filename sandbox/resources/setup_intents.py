@@ -35,10 +35,7 @@ CONFIRM_SCHEMA = {
 
 
 def _get(req: ApiRequest, si_id: str) -> dict:
-    si = req.store.get("setup_intent", si_id)
-    if si is None:
-        raise errors.resource_missing("setup_intent", si_id, "intent")
-    return si
+    return req.store.fetch("setup_intent", si_id, "intent")
 
 
 def _confirm(req: ApiRequest, si: dict, params: dict) -> dict:

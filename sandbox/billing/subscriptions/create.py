@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sandbox.billing import periods
 from sandbox.billing.invoices import drafts
-from sandbox.billing.subscriptions.lifecycle import invoice_and_collect
+from sandbox.billing.subscriptions.lifecycle import NO_PAYMENT_METHOD, invoice_and_collect, precheck_payment
 from sandbox.billing.subscriptions.specs import licensed_specs, metered_specs
 from sandbox.billing.subscriptions.state import (
     PAYMENT_BEHAVIORS,
@@ -17,7 +17,6 @@ from sandbox.billing.subscriptions.state import (
 from sandbox.core import errors, objects
 from sandbox.core.store import Store
 from sandbox.events.emit import emit
-from sandbox.payments import cards
 from sandbox.resources import customers as customers_mod
 from sandbox.resources import payment_methods
 
@@ -159,26 +158,15 @@ def create_subscription(
     else:
         specs = licensed_specs(store, sub, start, end)
     specs += metered_specs(store, sub, start, start) if trial_end is None else []
-    specs += [drafts.spec_of_invoice_item(store, ii) for ii in drafts.pending_items(store, customer["id"], None)]
+    specs += drafts.pending_specs(store, customer["id"], None)
 
     total = sum(s["amount"] for s in specs) + customer["balance"]
     if payment_behavior == "error_if_incomplete" and total > 0:
-        pay_with = pm_id or customer["invoice_settings"]["default_payment_method"]
-        if pay_with is None:
-            raise errors.StripeError(
-                400,
-                "This customer has no attached payment source or default payment method. Please consider adding "
-                "a default payment method.",
-                code="resource_missing",
-            )
-        outcome = cards.charge_outcome(store, store.get("payment_method", pay_with), off_session=False)
-        if outcome.status == "declined":
-            raise cards.decline_error(outcome.decline)
-        if outcome.status == "requires_action":
-            raise errors.card_error(
-                "Your card was declined. This transaction requires authentication.",
-                "subscription_payment_intent_requires_action",
-            )
+        precheck_payment(
+            store,
+            pm_id or customer["invoice_settings"]["default_payment_method"],
+            f"{NO_PAYMENT_METHOD} Please consider adding a default payment method.",
+        )
 
     meta = store.meta_for(sub_id)
     meta.update({"anchor": anchor, "k": k})

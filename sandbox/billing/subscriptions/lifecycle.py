@@ -13,8 +13,9 @@ from sandbox.billing import settings as billing_settings
 from sandbox.billing.invoices import collect, drafts
 from sandbox.billing.invoices import items as invoice_items
 from sandbox.billing.subscriptions.specs import metered_specs, pending_specs, proration_specs
-from sandbox.billing.subscriptions.state import clock_of, period
+from sandbox.billing.subscriptions.state import period
 from sandbox.core import errors
+from sandbox.core.objects import clock_of
 from sandbox.core.store import Store
 from sandbox.events.emit import emit, previous_attributes
 from sandbox.payments import cards
@@ -135,12 +136,13 @@ def prorations_to_items(store: Store, sub: dict, specs: list[dict]) -> list[dict
     return created
 
 
-def precheck_payment(store: Store, customer: dict, pm_id: str | None) -> None:
+NO_PAYMENT_METHOD = "This customer has no attached payment source or default payment method."
+
+
+def precheck_payment(store: Store, pm_id: str | None, missing: str = NO_PAYMENT_METHOD) -> None:
     """For ``error_if_incomplete``: raise the error the payment would fail with, before changing anything."""
     if pm_id is None:
-        raise errors.StripeError(
-            400, "This customer has no attached payment source or default payment method.", code="resource_missing"
-        )
+        raise errors.StripeError(400, missing, code="resource_missing")
     outcome = cards.charge_outcome(store, store.get("payment_method", pm_id), off_session=False)
     if outcome.status == "declined":
         raise cards.decline_error(outcome.decline)

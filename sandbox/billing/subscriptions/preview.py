@@ -68,10 +68,9 @@ def create_preview(req: ApiRequest) -> dict:
             sub = min(live, key=lambda s: period(s)[1])
     if sub is None:
         if not details.get("items"):
-            pending = drafts.pending_items(store, customer["id"], None)
-            if not pending:
+            specs = drafts.pending_specs(store, customer["id"], None)
+            if not specs:
                 raise errors.invalid_request("Nothing to invoice for customer", code="invoice_upcoming_none")
-            specs = [drafts.spec_of_invoice_item(store, ii) for ii in pending]
             return drafts.build_invoice(store, customer, specs, billing_reason="manual", preview=True)
         entries = resolve_items(store, details["items"], "subscription_details[items]")
         check_prices(store, entries)
@@ -79,7 +78,7 @@ def create_preview(req: ApiRequest) -> dict:
         draft = {"id": None, "customer": customer["id"], "metadata": {}, "items": {"data": []}}
         end = periods.boundary(now, interval, count, 1)
         draft["items"]["data"] = [{"id": None, "price": e["price"], "quantity": e["quantity"]} for e in entries]
-        specs = [drafts.spec_of_invoice_item(store, ii) for ii in drafts.pending_items(store, customer["id"], None)]
+        specs = drafts.pending_specs(store, customer["id"], None)
         specs = licensed_specs(store, draft, now, end) + specs
         return drafts.build_invoice(store, customer, specs, billing_reason="subscription_create", preview=True)
     if sub["status"] in ("canceled", "incomplete_expired"):
@@ -97,7 +96,7 @@ def create_preview(req: ApiRequest) -> dict:
         }
         for e in entries
     ]
-    pending = [drafts.spec_of_invoice_item(store, ii) for ii in drafts.pending_items(store, customer["id"], sub["id"])]
+    pending = drafts.pending_specs(store, customer["id"], sub["id"])
     if changes and interval_of([e["price"] for e in entries]) != interval_of(sub):
         # As update_subscription does: a new interval resets the cycle to now, credits the unused time and
         # invoices a full new period at once, whatever the proration behavior.

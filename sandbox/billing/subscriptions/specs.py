@@ -74,7 +74,7 @@ def _date(timestamp: int) -> str:
 
 def pending_specs(store: Store, sub: dict) -> list[dict]:
     """Charge specs of the pending invoice items a subscription's next invoice takes."""
-    return [drafts.spec_of_invoice_item(store, ii) for ii in drafts.pending_items(store, sub["customer"], sub["id"])]
+    return drafts.pending_specs(store, sub["customer"], sub["id"])
 
 
 def proration_specs(store: Store, sub: dict, changes: list[tuple], at: int) -> list[dict]:
@@ -114,9 +114,7 @@ def proration_specs(store: Store, sub: dict, changes: list[tuple], at: int) -> l
 
 def renewal_specs(store: Store, sub: dict, old: tuple[int, int], new: tuple[int, int], *, was_trial: bool) -> list:
     """The lines of the invoice at the end of period ``old``: pending items, next period, metered usage."""
-    customer_id = sub["customer"]
-    specs = [drafts.spec_of_invoice_item(store, ii) for ii in drafts.pending_items(store, customer_id, sub["id"])]
-    specs += licensed_specs(store, sub, *new)
+    specs = pending_specs(store, sub) + licensed_specs(store, sub, *new)
     if not was_trial:
         specs += metered_specs(store, sub, *old)
     return specs

@@ -21,14 +21,7 @@ PRORATION_BEHAVIORS = ("create_prorations", "none", "always_invoice")
 
 
 def get_subscription(store: Store, sub_id: str, param: str = "id") -> dict:
-    sub = store.get("subscription", sub_id)
-    if sub is None:
-        raise errors.resource_missing("subscription", sub_id, param)
-    return sub
-
-
-def clock_of(sub: dict) -> str | None:
-    return sub["test_clock"]
+    return store.fetch("subscription", sub_id, param)
 
 
 def get_item(store: Store, item_id: str, param: str = "id") -> tuple[dict, dict]:
@@ -96,9 +89,7 @@ def resolve_items(store: Store, items: list[dict], prefix: str = "items") -> lis
     for i, raw in enumerate(items):
         if not raw.get("price"):
             raise errors.parameter_missing(f"{prefix}[{i}][price]")
-        price = store.get("price", raw["price"])
-        if price is None:
-            raise errors.resource_missing("price", raw["price"], f"{prefix}[{i}][price]")
+        price = store.fetch("price", raw["price"], f"{prefix}[{i}][price]")
         quantity = raw.get("quantity")
         if quantity is not None and quantity < 0:
             raise errors.invalid_request("This value must be greater than or equal to 0.", f"{prefix}[{i}][quantity]")

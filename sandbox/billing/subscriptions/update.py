@@ -16,7 +16,6 @@ from sandbox.billing.subscriptions.specs import licensed_specs, pending_specs, p
 from sandbox.billing.subscriptions.state import (
     build_item,
     check_prices,
-    clock_of,
     interval_of,
     period,
     resolve_items,
@@ -24,6 +23,7 @@ from sandbox.billing.subscriptions.state import (
 )
 from sandbox.core import errors
 from sandbox.core import params as P
+from sandbox.core.objects import clock_of
 from sandbox.core.store import Store
 from sandbox.events.emit import emit, previous_attributes
 from sandbox.resources import payment_methods
@@ -57,9 +57,7 @@ def plan_item_changes(store: Store, sub: dict, items: list[dict] | None, prefix:
                 changes.append((entry["id"], old, None))
                 continue
             if raw.get("price"):
-                price = store.get("price", raw["price"])
-                if price is None:
-                    raise errors.resource_missing("price", raw["price"], f"{name}[price]")
+                price = store.fetch("price", raw["price"], f"{name}[price]")
                 entry["price"] = price
                 if is_metered(price):
                     entry["quantity"] = None
@@ -134,7 +132,7 @@ def update_subscription(store: Store, sub: dict, params: dict) -> dict:
         specs = proration_specs(store, sub, changes, at)
     charge_now = (behavior == "always_invoice" and specs) or interval_changed or trial_end == now
     if params.get("payment_behavior") == "error_if_incomplete" and charge_now:
-        precheck_payment(store, customer, pm_id or customer["invoice_settings"]["default_payment_method"])
+        precheck_payment(store, pm_id or customer["invoice_settings"]["default_payment_method"])
 
     if "default_payment_method" in params:
         sub["default_payment_method"] = pm_id if params["default_payment_method"] else None
