@@ -138,8 +138,8 @@ def create(req: ApiRequest) -> dict:
     params = req.validate(CREATE_SCHEMA)
     store = req.store
     clock_id = params.get("test_clock")
-    if clock_id and store.get("test_helpers.test_clock", clock_id) is None:
-        raise errors.resource_missing("test_helpers.test_clock", clock_id, "test_clock")
+    if clock_id:
+        store.fetch("test_helpers.test_clock", clock_id, "test_clock")
     customer = new_customer(store, clock_id=clock_id)
     # Validate everything (including payment methods) before the customer becomes visible.
     pm_id = params.get("payment_method")

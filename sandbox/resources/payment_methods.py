@@ -267,16 +267,15 @@ def _list(req: ApiRequest, params: dict, customer_id: str | None, url: str) -> d
 def list_payment_methods(req: ApiRequest) -> dict:
     params = req.validate(LIST_SCHEMA)
     customer_id = params.get("customer")
-    if customer_id and req.store.get("customer", customer_id) is None:
-        raise errors.resource_missing("customer", customer_id, "customer")
+    if customer_id:
+        req.store.fetch("customer", customer_id, "customer")
     return _list(req, params, customer_id, "/v1/payment_methods")
 
 
 @route("GET", "/v1/customers/<customer_id>/payment_methods")
 def list_customer_payment_methods(req: ApiRequest, customer_id: str) -> dict:
     params = req.validate({k: v for k, v in LIST_SCHEMA.items() if k not in ("customer", "customer_account")})
-    if req.store.get("customer", customer_id) is None:
-        raise errors.resource_missing("customer", customer_id, "customer")
+    req.store.fetch("customer", customer_id, "customer")
     return _list(req, params, customer_id, f"/v1/customers/{customer_id}/payment_methods")
 
 

@@ -159,7 +159,6 @@ def list_refunds(req: ApiRequest) -> dict:
 @route("GET", "/v1/charges/<charge_id>/refunds")
 def list_charge_refunds(req: ApiRequest, charge_id: str) -> dict:
     params = req.validate(listing.LIST_PARAMS)
-    if req.store.get("charge", charge_id) is None:
-        raise errors.resource_missing("charge", charge_id, "charge")
+    req.store.fetch("charge", charge_id, "charge")
     items = (r for r in req.store.all("refund") if r["charge"] == charge_id)
     return listing.paginate(params, items, f"/v1/charges/{charge_id}/refunds")

@@ -47,8 +47,8 @@ def create_invoice_item(store: Store, customer: dict, params: dict) -> dict:
     if not currency:
         raise errors.parameter_missing("currency")
     subscription_id = params.get("subscription")
-    if subscription_id and store.get("subscription", subscription_id) is None:
-        raise errors.resource_missing("subscription", subscription_id, "subscription")
+    if subscription_id:
+        store.fetch("subscription", subscription_id, "subscription")
     invoice = None
     if params.get("invoice"):
         invoice = get_invoice(store, params["invoice"])
