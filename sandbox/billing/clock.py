@@ -22,9 +22,12 @@ from __future__ import annotations
 import copy
 import time
 
-from sandbox.billing import periods, subscriptions
+from sandbox.billing import periods
 from sandbox.billing import settings as billing_settings
 from sandbox.billing.invoices import collect, drafts
+from sandbox.billing.subscriptions.lifecycle import cancel_now
+from sandbox.billing.subscriptions.specs import renewal_specs
+from sandbox.billing.subscriptions.state import next_period, period, set_period
 from sandbox.core import errors, listing, objects
 from sandbox.core import params as P
 from sandbox.core.routing import ApiRequest, route
@@ -46,7 +49,7 @@ def _due(store: Store, clock_id: str | None) -> list[tuple[int, int, str, str]]:
         if sub["status"] == "incomplete":
             actions.append((sub["created"] + conf["incomplete_expires"], "expire", sub["id"]))
             continue
-        start, end = subscriptions.period(sub)
+        start, end = period(sub)
         if sub["status"] == "trialing" and sub["trial_end"] and not meta.get("trial_will_end_sent"):
             at = max(sub["trial_end"] - conf["trial_will_end_days"] * periods.DAY, sub["created"])
             if at < sub["trial_end"]:
@@ -102,13 +105,11 @@ def _trial_will_end(store: Store, sub_id: str) -> None:
 
 def _upcoming(store: Store, sub_id: str) -> None:
     sub = store.get("subscription", sub_id)
-    start, end = subscriptions.period(sub)
+    start, end = period(sub)
     store.meta_for(sub_id)["upcoming_sent"] = end
     customer = store.get("customer", sub["customer"])
-    new_start, new_end, _ = subscriptions.next_period(store, sub)
-    specs = subscriptions.renewal_specs(
-        store, sub, (start, end), (new_start, new_end), was_trial=sub["status"] == "trialing"
-    )
+    new_start, new_end, _ = next_period(store, sub)
+    specs = renewal_specs(store, sub, (start, end), (new_start, new_end), was_trial=sub["status"] == "trialing")
     preview = drafts.build_invoice(
         store, customer, specs, billing_reason="upcoming", subscription=sub, period=(start, end), preview=True
     )
@@ -121,7 +122,7 @@ def _upcoming(store: Store, sub_id: str) -> None:
 
 def _cancel(store: Store, sub_id: str) -> None:
     sub = store.get("subscription", sub_id)
-    subscriptions.cancel_now(store, sub, "cancellation_requested")
+    cancel_now(store, sub, "cancellation_requested")
 
 
 def _expire(store: Store, sub_id: str) -> None:
@@ -140,17 +141,17 @@ def _renew(store: Store, sub_id: str) -> None:
     clock = sub["test_clock"]
     customer = store.get("customer", sub["customer"])
     before = copy.deepcopy(sub)
-    start, end = subscriptions.period(sub)
-    new_start, new_end, k = subscriptions.next_period(store, sub)
+    start, end = period(sub)
+    new_start, new_end, k = next_period(store, sub)
     was_trial = sub["status"] == "trialing"
     if was_trial:
         pm = sub["default_payment_method"] or customer["invoice_settings"]["default_payment_method"]
         if pm is None and sub["trial_settings"]["end_behavior"]["missing_payment_method"] == "cancel":
-            subscriptions.cancel_now(store, sub, "cancellation_requested")
+            cancel_now(store, sub, "cancellation_requested")
             return
-    specs = subscriptions.renewal_specs(store, sub, (start, end), (new_start, new_end), was_trial=was_trial)
+    specs = renewal_specs(store, sub, (start, end), (new_start, new_end), was_trial=was_trial)
     store.meta_for(sub_id)["k"] = k
-    subscriptions.set_period(sub, new_start, new_end)
+    set_period(sub, new_start, new_end)
     if was_trial:
         sub["status"] = "active"
     invoice = drafts.create_invoice(
@@ -196,10 +197,7 @@ ACTIONS = {
 
 
 def get_clock(store: Store, clock_id: str) -> dict:
-    clock = store.get(CLOCK, clock_id)
-    if clock is None:
-        raise errors.resource_missing("test_helpers.test_clock", clock_id)
-    return clock
+    return store.fetch(CLOCK, clock_id, "id")
 
 
 @route("POST", "/v1/test_helpers/test_clocks")

@@ -29,10 +29,7 @@ CREATE_SCHEMA = {
 
 
 def get_meter(store: Store, meter_id: str, param: str = "id") -> dict:
-    meter = store.get("billing.meter", meter_id)
-    if meter is None:
-        raise errors.resource_missing("billing.meter", meter_id, param)
-    return meter
+    return store.fetch("billing.meter", meter_id, param)
 
 
 def _value(raw) -> Decimal:
@@ -172,9 +169,7 @@ def create_event(req: ApiRequest) -> dict:
     customer_id = payload.get(customer_key)
     if not customer_id:
         raise errors.parameter_missing(f"payload[{customer_key}]")
-    customer = store.get("customer", customer_id)
-    if customer is None:
-        raise errors.resource_missing("customer", customer_id, f"payload[{customer_key}]")
+    customer = store.fetch("customer", customer_id, f"payload[{customer_key}]")
     if meter is not None and meter["default_aggregation"]["formula"] != "count":
         raw = payload.get(value_key)
         if raw is None:

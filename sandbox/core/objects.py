@@ -38,6 +38,11 @@ def build(resource: str, **fields) -> dict:
     return obj
 
 
+def clock_of(obj: dict) -> str | None:
+    """The test clock whose time ``obj`` (a customer, subscription, invoice...) lives on, or None."""
+    return obj.get("test_clock")
+
+
 def deleted(resource: str, obj_id: str) -> dict:
     """The ``{"id", "object", "deleted": true}`` answer of a DELETE."""
     return build(f"deleted_{resource}", id=obj_id, object=resource, deleted=True)

@@ -24,6 +24,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from sandbox.core import errors
+
 _ALPHABET = string.ascii_letters + string.digits
 
 STATE_VERSION = 1
@@ -90,6 +92,13 @@ class Store:
 
     def get(self, object_type: str, obj_id: str) -> dict | None:
         return self.tables.get(object_type, {}).get(obj_id)
+
+    def fetch(self, object_type: str, obj_id: str, param: str | None = "id") -> dict:
+        """The stored object, or Stripe's 404 ``resource_missing`` naming ``param``."""
+        obj = self.get(object_type, obj_id)
+        if obj is None:
+            raise errors.resource_missing(object_type, obj_id, param)
+        return obj
 
     def find_by_id(self, obj_id: str) -> dict | None:
         """Any object by id, whatever its type (used by ``expand``)."""

@@ -3,18 +3,10 @@ programmatic ``POST /_sandbox/checkout/{id}/complete`` (same code path, JSON ans
 
 from __future__ import annotations
 
-from sandbox.core import errors
 from sandbox.core import params as P
 from sandbox.core.routing import ApiRequest, route
 from sandbox.pages import escape, money, page, redirect
-from sandbox.resources import checkout
-
-
-def _session(req: ApiRequest, session_id: str) -> dict:
-    session = req.store.get("checkout.session", session_id)
-    if session is None:
-        raise errors.resource_missing("checkout.session", session_id, "session")
-    return session
+from sandbox.resources import checkout, checkout_completion
 
 
 def _expiry(value: str | None) -> tuple[int | None, int | None]:
@@ -67,7 +59,7 @@ def _form(req: ApiRequest, session: dict, error: str | None = None, status: int 
     return page("Checkout", body, status)
 
 
-def _after(req: ApiRequest, session: dict, result: checkout.CheckoutResult):
+def _after(req: ApiRequest, session: dict, result: checkout_completion.CheckoutResult):
     req.store.dirty = True
     if result.status == "complete":
         return redirect(checkout.success_redirect(session))
@@ -78,7 +70,7 @@ def _after(req: ApiRequest, session: dict, result: checkout.CheckoutResult):
 
 @route("GET", "/_sandbox/checkout/<session_id>", auth=False)
 def show(req: ApiRequest, session_id: str):
-    session = _session(req, session_id)
+    session = checkout.get_session(req.store, session_id)
     if session["status"] != "open":
         return page("Checkout", f"<p>This Checkout Session is {escape(session['status'])}.</p>", 409)
     return _form(req, session)
@@ -86,10 +78,10 @@ def show(req: ApiRequest, session_id: str):
 
 @route("POST", "/_sandbox/checkout/<session_id>", auth=False)
 def submit(req: ApiRequest, session_id: str):
-    session = _session(req, session_id)
+    session = checkout.get_session(req.store, session_id)
     form = req.params
     exp_month, exp_year = _expiry(form.get("exp"))
-    result = checkout.submit_card(
+    result = checkout_completion.submit_card(
         req.store,
         session,
         number=(form.get("card") or "").replace(" ", ""),
@@ -104,7 +96,7 @@ def submit(req: ApiRequest, session_id: str):
 
 @route("GET", "/_sandbox/checkout/<session_id>/3ds", auth=False)
 def three_d_secure(req: ApiRequest, session_id: str):
-    _session(req, session_id)
+    checkout.get_session(req.store, session_id)
     body = (
         "<p>Your bank asks you to authenticate this payment.</p>"
         f'<form method="post" action="/_sandbox/checkout/{escape(session_id)}/3ds">'
@@ -116,8 +108,8 @@ def three_d_secure(req: ApiRequest, session_id: str):
 
 @route("POST", "/_sandbox/checkout/<session_id>/3ds", auth=False)
 def three_d_secure_submit(req: ApiRequest, session_id: str):
-    session = _session(req, session_id)
-    result = checkout.authenticate(req.store, session, req.params.get("action") == "complete")
+    session = checkout.get_session(req.store, session_id)
+    result = checkout_completion.authenticate(req.store, session, req.params.get("action") == "complete")
     return _after(req, session, result)
 
 
@@ -135,8 +127,8 @@ def complete(req: ApiRequest, session_id: str) -> dict:
         }
     )
     P.require(params, "card")
-    session = _session(req, session_id)
-    result = checkout.submit_card(
+    session = checkout.get_session(req.store, session_id)
+    result = checkout_completion.submit_card(
         req.store,
         session,
         number=params["card"],
@@ -147,7 +139,7 @@ def complete(req: ApiRequest, session_id: str) -> dict:
         cvc=params.get("cvc"),
     )
     if result.status == "requires_action" and params.get("three_d_secure"):
-        result = checkout.authenticate(req.store, session, params["three_d_secure"] == "complete")
+        result = checkout_completion.authenticate(req.store, session, params["three_d_secure"] == "complete")
     return {
         "object": "sandbox.checkout_result",
         "status": result.status,

@@ -30,7 +30,8 @@ MODULES = [
     "sandbox.billing.invoices.api",
     "sandbox.billing.invoices.items",
     "sandbox.pages.invoice",
-    "sandbox.billing.subscriptions",
+    "sandbox.billing.subscriptions.api",
+    "sandbox.billing.subscriptions.preview",
     "sandbox.billing.clock",
 ]
 

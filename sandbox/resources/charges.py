@@ -11,10 +11,7 @@ from sandbox.events.emit import emit, previous_attributes
 
 
 def get_charge(req: ApiRequest, charge_id: str, param: str = "charge") -> dict:
-    charge = req.store.get("charge", charge_id)
-    if charge is None:
-        raise errors.resource_missing("charge", charge_id, param)
-    return charge
+    return req.store.fetch("charge", charge_id, param)
 
 
 @route("POST", "/v1/charges")

@@ -8,26 +8,20 @@
 - ``POST /_sandbox/checkout/{id}/complete`` (``card``, ``email``, ``name``, ``three_d_secure=complete|fail``)
   does the same without HTML, answering JSON ``{"status", "error", "redirect_url", "session"}``.
 
-Completion: the customer (created with the typed email when the session named none) gets the card
-as default payment method; subscription mode creates the subscription through
-``sandbox.billing.subscriptions.create_subscription`` (``error_if_incomplete``: a declined first
-payment leaves the session open, as Checkout reports the decline); setup mode confirms a setup
-intent. Then ``checkout.session.completed`` is emitted, after the subscription's own events.
+Completing a session (the card form, 3-D Secure, the subscription or setup intent) is in
+:mod:`sandbox.resources.checkout_completion`.
 """
 
 from __future__ import annotations
 
 import copy
-import secrets
 
 from sandbox.core import errors, listing, objects
 from sandbox.core import params as P
 from sandbox.core.routing import ApiRequest, base_url, route
 from sandbox.core.store import Store
 from sandbox.events.emit import emit
-from sandbox.payments import cards
-from sandbox.payments import engine as payments
-from sandbox.resources.payment_methods import attach, create_card_payment_method
+from sandbox.resources import customers
 
 DAY = 86400
 CREATE_SCHEMA = {
@@ -70,11 +64,8 @@ CREATE_SCHEMA = {
 }
 
 
-def _get(store: Store, session_id: str) -> dict:
-    session = store.get("checkout.session", session_id)
-    if session is None:
-        raise errors.resource_missing("checkout.session", session_id, "session")
-    return session
+def get_session(store: Store, session_id: str) -> dict:
+    return store.fetch("checkout.session", session_id, "session")
 
 
 def success_redirect(session: dict) -> str | None:
@@ -93,9 +84,7 @@ def create(req: ApiRequest) -> dict:
     P.require(params, "success_url")
     customer = None
     if params.get("customer"):
-        customer = store.get("customer", params["customer"])
-        if customer is None:
-            raise errors.resource_missing("customer", params["customer"], "customer")
+        customer = customers.get_customer(store, params["customer"])
     line_items = []
     currency = params.get("currency")
     if mode == "subscription":
@@ -214,13 +203,13 @@ def create(req: ApiRequest) -> dict:
 @route("GET", "/v1/checkout/sessions/<session_id>")
 def retrieve(req: ApiRequest, session_id: str) -> dict:
     req.validate({})
-    return _get(req.store, session_id)
+    return get_session(req.store, session_id)
 
 
 @route("GET", "/v1/checkout/sessions/<session_id>/line_items")
 def line_items(req: ApiRequest, session_id: str) -> dict:
     params = req.validate(listing.LIST_PARAMS)
-    _get(req.store, session_id)
+    get_session(req.store, session_id)
     items = req.store.meta_for(session_id).get("line_items", [])
     return listing.paginate(params, items, f"/v1/checkout/sessions/{session_id}/line_items")
 
@@ -251,7 +240,7 @@ def list_sessions(req: ApiRequest) -> dict:
 @route("POST", "/v1/checkout/sessions/<session_id>/expire")
 def expire(req: ApiRequest, session_id: str) -> dict:
     req.validate({})
-    session = _get(req.store, session_id)
+    session = get_session(req.store, session_id)
     if session["status"] != "open":
         raise errors.invalid_request(
             'Only Checkout Sessions with a status in ["open"] can be expired. '
@@ -261,180 +250,3 @@ def expire(req: ApiRequest, session_id: str) -> dict:
     session["url"] = None
     emit(req.store, "checkout.session.expired", session)
     return session
-
-
-# completing a session (the hosted page and the programmatic helper share this)
-
-
-class CheckoutResult:
-    def __init__(self, status: str, error: str | None = None):
-        self.status = status  # "complete", "open" (declined) or "requires_action"
-        self.error = error
-
-
-def submit_card(
-    store: Store,
-    session: dict,
-    *,
-    number: str,
-    email: str | None = None,
-    name: str | None = None,
-    exp_month: int | None = None,
-    exp_year: int | None = None,
-    cvc: str | None = None,
-) -> CheckoutResult:
-    """The customer submitted the form with a card: decline, ask for 3-D Secure, or complete."""
-    if session["status"] != "open":
-        return CheckoutResult(session["status"], f"This Checkout Session is {session['status']}.")
-    try:
-        card = cards.lookup(number or "")
-    except errors.StripeError as exc:
-        return CheckoutResult("open", exc.message)
-    if card.attach_fails and card.decline is not None:
-        return CheckoutResult("open", card.decline.message)
-    pm = create_card_payment_method(
-        store,
-        card.number,
-        exp_month=exp_month,
-        exp_year=exp_year,
-        cvc_given=bool(cvc),
-        billing_details={"email": email or session["customer_email"], "name": name},
-    )
-    meta = store.meta_for(session["id"])
-    meta["pending"] = {"pm": pm["id"], "email": email, "name": name}
-    needs_action = (
-        cards.setup_outcome(store, pm).status == "requires_action"
-        or cards.charge_outcome(store, pm).status == "requires_action"
-    )
-    if needs_action:
-        return CheckoutResult("requires_action")
-    return _complete(store, session)
-
-
-def authenticate(store: Store, session: dict, approve: bool) -> CheckoutResult:
-    """The customer finished the 3-D Secure step of the hosted page."""
-    pending = store.meta_for(session["id"]).get("pending")
-    if session["status"] != "open" or not pending:
-        return CheckoutResult(session["status"], "Nothing to authenticate.")
-    if not approve:
-        store.meta_for(session["id"]).pop("pending", None)
-        return CheckoutResult(
-            "open",
-            "We are unable to authenticate your payment method. "
-            "Please choose a different payment method and try again.",
-        )
-    store.meta_for(pending["pm"])["preauthorized"] = True
-    return _complete(store, session)
-
-
-def _customer_for(store: Store, session: dict, pending: dict) -> dict:
-    if session["customer"]:
-        return store.get("customer", session["customer"])
-    meta = store.meta_for(session["id"])
-    if meta.get("created_customer"):
-        return store.get("customer", meta["created_customer"])
-    email = pending.get("email") or session["customer_email"]
-    customer = objects.build(
-        "customer",
-        id=store.new_id("cus", 14),
-        address=None,
-        balance=0,
-        created=store.now(),
-        currency=None,
-        default_source=None,
-        delinquent=False,
-        description=None,
-        discount=None,
-        email=email,
-        invoice_prefix=secrets.token_hex(4).upper(),
-        invoice_settings={
-            "custom_fields": None,
-            "default_payment_method": None,
-            "footer": None,
-            "rendering_options": None,
-        },
-        livemode=False,
-        metadata={},
-        name=pending.get("name"),
-        next_invoice_sequence=1,
-        phone=None,
-        preferred_locales=[],
-        shipping=None,
-        tax_exempt="none",
-        test_clock=None,
-    )
-    store.insert(customer)
-    emit(store, "customer.created", customer)
-    meta["created_customer"] = customer["id"]
-    return customer
-
-
-def _complete(store: Store, session: dict) -> CheckoutResult:
-    meta = store.meta_for(session["id"])
-    pending = meta.get("pending") or {}
-    pm = store.get("payment_method", pending["pm"])
-    customer = _customer_for(store, session, pending)
-    try:
-        attach(store, pm, customer)
-    except errors.StripeError as exc:
-        return CheckoutResult("open", exc.message)
-    before = copy.deepcopy(customer)
-    customer["invoice_settings"]["default_payment_method"] = pm["id"]
-    emit(store, "customer.updated", customer, {"invoice_settings": before["invoice_settings"]})
-    if session["mode"] == "subscription":
-        from sandbox.billing.subscriptions import create_subscription
-
-        data = meta["subscription_data"]
-        try:
-            sub = create_subscription(
-                store,
-                customer_id=customer["id"],
-                items=[{"price": item["price"]["id"], "quantity": item["quantity"]} for item in meta["line_items"]],
-                default_payment_method=pm["id"],
-                trial_end=data.get("trial_end"),
-                trial_period_days=data.get("trial_period_days"),
-                metadata=data.get("metadata") or {},
-                description=data.get("description"),
-                # After the 3-D Secure step the payment goes through (the approval pre-authorises the card), but
-                # the billing engine's error_if_incomplete pre-check does not know that.
-                payment_behavior="allow_incomplete"
-                if store.meta_for(pm["id"]).get("preauthorized")
-                else "error_if_incomplete",
-            )
-        except errors.StripeError as exc:
-            store.meta_for(pm["id"]).pop("preauthorized", None)
-            meta.pop("pending", None)
-            return CheckoutResult("open", exc.message)
-        session["subscription"] = sub["id"]
-        session["invoice"] = sub.get("latest_invoice")
-        invoice = store.get("invoice", sub["latest_invoice"]) if sub.get("latest_invoice") else None
-        paid = invoice is not None and invoice.get("amount_paid", 0) > 0
-        session["payment_status"] = "paid" if paid else "no_payment_required"
-    else:
-        data = meta["setup_intent_data"]
-        si = payments.create_setup_intent(
-            store,
-            customer_id=customer["id"],
-            payment_method_id=pm["id"],
-            metadata=data.get("metadata") or {},
-            description=data.get("description"),
-        )
-        payments.finish_setup_intent(store, si, pm)
-        session["setup_intent"] = si["id"]
-        session["payment_status"] = "no_payment_required"
-    meta.pop("pending", None)
-    session["customer"] = customer["id"]
-    session["customer_details"] = {
-        "address": {"city": None, "country": None, "line1": None, "line2": None, "postal_code": None, "state": None},
-        "email": customer.get("email"),
-        "name": pending.get("name") or customer.get("name"),
-        "phone": None,
-        "tax_exempt": "none",
-        "tax_ids": [],
-        "business_name": None,
-        "individual_name": None,
-    }
-    session["status"] = "complete"
-    session["url"] = None
-    emit(store, "checkout.session.completed", session)
-    return CheckoutResult("complete")

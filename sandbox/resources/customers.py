@@ -44,10 +44,7 @@ CREATE_SCHEMA = {**UPDATE_SCHEMA, "payment_method": str, "test_clock": str}
 
 
 def get_customer(store: Store, customer_id: str, param: str = "customer") -> dict:
-    customer = store.get("customer", customer_id)
-    if customer is None:
-        raise errors.resource_missing("customer", customer_id, param)
-    return customer
+    return store.fetch("customer", customer_id, param)
 
 
 def _address(value: dict | None) -> dict | None:
@@ -101,14 +98,11 @@ def _apply(store: Store, customer: dict, params: dict) -> None:
             )
 
 
-@route("POST", "/v1/customers")
-def create(req: ApiRequest) -> dict:
-    params = req.validate(CREATE_SCHEMA)
-    store = req.store
-    clock_id = params.get("test_clock")
-    if clock_id and store.get("test_helpers.test_clock", clock_id) is None:
-        raise errors.resource_missing("test_helpers.test_clock", clock_id, "test_clock")
-    customer = objects.build(
+def new_customer(
+    store: Store, *, clock_id: str | None = None, email: str | None = None, name: str | None = None
+) -> dict:
+    """A new customer with Stripe's defaults, on ``clock_id``'s time; not stored yet."""
+    return objects.build(
         "customer",
         id=store.new_id("cus", 14),
         address=None,
@@ -119,7 +113,7 @@ def create(req: ApiRequest) -> dict:
         delinquent=False,
         description=None,
         discount=None,
-        email=None,
+        email=email,
         invoice_prefix=secrets.token_hex(4).upper(),
         invoice_settings={
             "custom_fields": None,
@@ -129,7 +123,7 @@ def create(req: ApiRequest) -> dict:
         },
         livemode=False,
         metadata={},
-        name=None,
+        name=name,
         next_invoice_sequence=1,
         phone=None,
         preferred_locales=[],
@@ -137,6 +131,16 @@ def create(req: ApiRequest) -> dict:
         tax_exempt="none",
         test_clock=clock_id,
     )
+
+
+@route("POST", "/v1/customers")
+def create(req: ApiRequest) -> dict:
+    params = req.validate(CREATE_SCHEMA)
+    store = req.store
+    clock_id = params.get("test_clock")
+    if clock_id:
+        store.fetch("test_helpers.test_clock", clock_id, "test_clock")
+    customer = new_customer(store, clock_id=clock_id)
     # Validate everything (including payment methods) before the customer becomes visible.
     pm_id = params.get("payment_method")
     pm = payment_methods.get_payment_method(store, pm_id, "payment_method") if pm_id else None

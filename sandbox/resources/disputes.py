@@ -93,10 +93,7 @@ def create_dispute(store: Store, charge: dict, reason: str = "fraudulent", amoun
 
 
 def _get(req: ApiRequest, dispute_id: str) -> dict:
-    dispute = req.store.get("dispute", dispute_id)
-    if dispute is None:
-        raise errors.resource_missing("dispute", dispute_id, "dispute")
-    return dispute
+    return req.store.fetch("dispute", dispute_id, "dispute")
 
 
 def _close(store: Store, dispute: dict, status: str) -> dict:
@@ -122,9 +119,7 @@ def _close(store: Store, dispute: dict, status: str) -> dict:
 @route("POST", "/_sandbox/charges/<charge_id>/dispute", auth=False)
 def helper_create(req: ApiRequest, charge_id: str) -> dict:
     params = req.validate({"reason": P.OneOf(*REASONS), "amount": int})
-    charge = req.store.get("charge", charge_id)
-    if charge is None:
-        raise errors.resource_missing("charge", charge_id, "charge")
+    charge = req.store.fetch("charge", charge_id, "charge")
     return create_dispute(req.store, charge, params.get("reason") or "fraudulent", params.get("amount"))
 
 

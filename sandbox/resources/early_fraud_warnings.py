@@ -5,7 +5,7 @@ charge of Stripe's test card 4000 0000 0000 5423 gets one at once.
 
 from __future__ import annotations
 
-from sandbox.core import errors, listing, objects
+from sandbox.core import listing, objects
 from sandbox.core import params as P
 from sandbox.core.routing import ApiRequest, route
 from sandbox.core.store import Store
@@ -42,19 +42,14 @@ def create_warning(store: Store, charge: dict, fraud_type: str = "made_with_stol
 @route("POST", "/_sandbox/charges/<charge_id>/early_fraud_warning", auth=False)
 def helper_create(req: ApiRequest, charge_id: str) -> dict:
     params = req.validate({"fraud_type": P.OneOf(*FRAUD_TYPES)})
-    charge = req.store.get("charge", charge_id)
-    if charge is None:
-        raise errors.resource_missing("charge", charge_id, "charge")
+    charge = req.store.fetch("charge", charge_id, "charge")
     return create_warning(req.store, charge, params.get("fraud_type") or "made_with_stolen_card")
 
 
 @route("GET", "/v1/radar/early_fraud_warnings/<warning_id>")
 def retrieve(req: ApiRequest, warning_id: str) -> dict:
     req.validate({})
-    warning = req.store.get("radar.early_fraud_warning", warning_id)
-    if warning is None:
-        raise errors.resource_missing("radar.early_fraud_warning", warning_id, "early_fraud_warning")
-    return warning
+    return req.store.fetch("radar.early_fraud_warning", warning_id, "early_fraud_warning")
 
 
 @route("GET", "/v1/radar/early_fraud_warnings")

@@ -64,10 +64,7 @@ def _off_session(value) -> bool:
 
 
 def _get(req: ApiRequest, pi_id: str) -> dict:
-    pi = req.store.get("payment_intent", pi_id)
-    if pi is None:
-        raise errors.resource_missing("payment_intent", pi_id, "intent")
-    return pi
+    return req.store.fetch("payment_intent", pi_id, "intent")
 
 
 def _payment_method(req: ApiRequest, pm_id: str, customer_id: str | None) -> dict:
@@ -110,8 +107,8 @@ def create(req: ApiRequest) -> dict:
     if params["amount"] < 1:
         raise errors.invalid_request("Amount must be at least 1 cent.", "amount", "amount_too_small")
     customer_id = params.get("customer")
-    if customer_id and store.get("customer", customer_id) is None:
-        raise errors.resource_missing("customer", customer_id, "customer")
+    if customer_id:
+        store.fetch("customer", customer_id, "customer")
     if params.get("off_session") is not None and not params.get("confirm"):
         raise errors.invalid_request("You may only specify `off_session` when `confirm` is true.", "off_session")
     pm_id = None
@@ -155,8 +152,7 @@ def update(req: ApiRequest, pi_id: str) -> dict:
         if field in params:
             pi[field] = params[field]
     if params.get("customer"):
-        if req.store.get("customer", params["customer"]) is None:
-            raise errors.resource_missing("customer", params["customer"], "customer")
+        req.store.fetch("customer", params["customer"], "customer")
         pi["customer"] = params["customer"]
     if params.get("payment_method"):
         pi["payment_method"] = _payment_method(req, params["payment_method"], pi["customer"])["id"]

@@ -233,9 +233,7 @@ def attach_endpoint(req: ApiRequest, pm_id: str) -> dict:
     params = req.validate({"customer": str, "customer_account": str})
     store = req.store
     P.require(params, "customer")
-    customer = store.get("customer", params["customer"])
-    if customer is None:
-        raise errors.resource_missing("customer", params["customer"], "customer")
+    customer = store.fetch("customer", params["customer"], "customer")
     return attach(store, get_payment_method(store, pm_id, "payment_method"), customer)
 
 
@@ -269,16 +267,15 @@ def _list(req: ApiRequest, params: dict, customer_id: str | None, url: str) -> d
 def list_payment_methods(req: ApiRequest) -> dict:
     params = req.validate(LIST_SCHEMA)
     customer_id = params.get("customer")
-    if customer_id and req.store.get("customer", customer_id) is None:
-        raise errors.resource_missing("customer", customer_id, "customer")
+    if customer_id:
+        req.store.fetch("customer", customer_id, "customer")
     return _list(req, params, customer_id, "/v1/payment_methods")
 
 
 @route("GET", "/v1/customers/<customer_id>/payment_methods")
 def list_customer_payment_methods(req: ApiRequest, customer_id: str) -> dict:
     params = req.validate({k: v for k, v in LIST_SCHEMA.items() if k not in ("customer", "customer_account")})
-    if req.store.get("customer", customer_id) is None:
-        raise errors.resource_missing("customer", customer_id, "customer")
+    req.store.fetch("customer", customer_id, "customer")
     return _list(req, params, customer_id, f"/v1/customers/{customer_id}/payment_methods")
 
 

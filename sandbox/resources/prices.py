@@ -65,10 +65,7 @@ UPDATE_SCHEMA = {
 
 
 def get_price(store: Store, price_id: str, param: str = "price") -> dict:
-    price = store.get("price", price_id)
-    if price is None:
-        raise errors.resource_missing("price", price_id, param)
-    return price
+    return store.fetch("price", price_id, param)
 
 
 def _name(prefix: str, field: str) -> str:

@@ -35,10 +35,7 @@ CREATE_SCHEMA = {
 
 
 def get_product(store: Store, product_id: str, param: str = "product") -> dict:
-    product = store.get("product", product_id)
-    if product is None:
-        raise errors.resource_missing("product", product_id, param)
-    return product
+    return store.fetch("product", product_id, param)
 
 
 def create_product(store: Store, params: dict, param_prefix: str = "") -> dict:

@@ -35,13 +35,9 @@ def create(req: ApiRequest) -> dict:
     )
     store = req.store
     if params.get("charge"):
-        charge = store.get("charge", params["charge"])
-        if charge is None:
-            raise errors.resource_missing("charge", params["charge"], "charge")
+        charge = store.fetch("charge", params["charge"], "charge")
     elif params.get("payment_intent"):
-        pi = store.get("payment_intent", params["payment_intent"])
-        if pi is None:
-            raise errors.resource_missing("payment_intent", params["payment_intent"], "payment_intent")
+        pi = store.fetch("payment_intent", params["payment_intent"], "payment_intent")
         charge = store.get("charge", pi["latest_charge"]) if pi["latest_charge"] else None
         if charge is None or pi["status"] != "succeeded":
             raise errors.invalid_request(
@@ -125,10 +121,7 @@ def refund_charge(store, charge: dict, amount: int | None, reason: str | None = 
 
 
 def _get(req: ApiRequest, refund_id: str) -> dict:
-    refund = req.store.get("refund", refund_id)
-    if refund is None:
-        raise errors.resource_missing("refund", refund_id, "refund")
-    return refund
+    return req.store.fetch("refund", refund_id, "refund")
 
 
 @route("GET", "/v1/refunds/<refund_id>")
@@ -166,7 +159,6 @@ def list_refunds(req: ApiRequest) -> dict:
 @route("GET", "/v1/charges/<charge_id>/refunds")
 def list_charge_refunds(req: ApiRequest, charge_id: str) -> dict:
     params = req.validate(listing.LIST_PARAMS)
-    if req.store.get("charge", charge_id) is None:
-        raise errors.resource_missing("charge", charge_id, "charge")
+    req.store.fetch("charge", charge_id, "charge")
     items = (r for r in req.store.all("refund") if r["charge"] == charge_id)
     return listing.paginate(params, items, f"/v1/charges/{charge_id}/refunds")

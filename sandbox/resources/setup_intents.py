@@ -35,10 +35,7 @@ CONFIRM_SCHEMA = {
 
 
 def _get(req: ApiRequest, si_id: str) -> dict:
-    si = req.store.get("setup_intent", si_id)
-    if si is None:
-        raise errors.resource_missing("setup_intent", si_id, "intent")
-    return si
+    return req.store.fetch("setup_intent", si_id, "intent")
 
 
 def _confirm(req: ApiRequest, si: dict, params: dict) -> dict:
@@ -60,8 +57,8 @@ def create(req: ApiRequest) -> dict:
     params = req.validate(CREATE_SCHEMA)
     store = req.store
     customer_id = params.get("customer")
-    if customer_id and store.get("customer", customer_id) is None:
-        raise errors.resource_missing("customer", customer_id, "customer")
+    if customer_id:
+        store.fetch("customer", customer_id, "customer")
     pm_id = get_payment_method(store, params["payment_method"])["id"] if params.get("payment_method") else None
     si = payments.create_setup_intent(
         store,

@@ -39,10 +39,7 @@ UPDATE_SCHEMA = {
 
 
 def _get(req: ApiRequest, endpoint_id: str) -> dict:
-    endpoint = req.store.get("webhook_endpoint", endpoint_id)
-    if endpoint is None:
-        raise errors.resource_missing("webhook_endpoint", endpoint_id, "webhook_endpoint")
-    return endpoint
+    return req.store.fetch("webhook_endpoint", endpoint_id, "webhook_endpoint")
 
 
 def _check_url(url: str) -> None:

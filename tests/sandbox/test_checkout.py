@@ -94,7 +94,7 @@ def test_expire_and_list(stripe_client):
         stripe_client.v1.checkout.sessions.expire(session.id)
 
 
-billing = pytest.importorskip("sandbox.billing.subscriptions")
+billing = pytest.importorskip("sandbox.billing.subscriptions.create")
 
 
 def test_subscription_mode_pays_through_the_hosted_form(stripe_client):

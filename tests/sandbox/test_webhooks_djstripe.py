@@ -83,7 +83,7 @@ def _exercise_everything(sandbox):
         params={"mode": "setup", "currency": "usd", "success_url": "https://a.example/ok"}
     )
     client.v1.checkout.sessions.expire(expired.id)
-    if importlib.util.find_spec("sandbox.billing.subscriptions") is None:
+    if importlib.util.find_spec("sandbox.billing.subscriptions.api") is None:
         return
     price = client.v1.prices.create(
         params={

@@ -14,9 +14,10 @@ from sandbox.billing.invoices.collect import (
     mark_uncollectible,
     void,
 )
-from sandbox.billing.invoices.drafts import clock_of, create_invoice, get_invoice, pending_items, spec_of_invoice_item
+from sandbox.billing.invoices.drafts import create_invoice, get_invoice, pending_specs
 from sandbox.core import errors, listing, objects
 from sandbox.core import params as P
+from sandbox.core.objects import clock_of
 from sandbox.core.routing import ApiRequest, route
 from sandbox.events.emit import emit, previous_attributes
 from sandbox.resources import customers as customers_mod
@@ -50,18 +51,13 @@ def create_endpoint(req: ApiRequest) -> dict:
     customer = customers_mod.get_customer(store, params["customer"])
     subscription = None
     if params.get("subscription"):
-        subscription = store.get("subscription", params["subscription"])
-        if subscription is None:
-            raise errors.resource_missing("subscription", params["subscription"], "subscription")
+        subscription = store.fetch("subscription", params["subscription"], "subscription")
     pm = params.get("default_payment_method")
     if pm:
         pm = payment_methods.payment_method_for_customer(store, pm, customer, "default_payment_method")["id"]
     specs = []
     if params.get("pending_invoice_items_behavior") == "include":
-        specs = [
-            spec_of_invoice_item(store, item)
-            for item in pending_items(store, customer["id"], subscription["id"] if subscription else None)
-        ]
+        specs = pending_specs(store, customer["id"], subscription["id"] if subscription else None)
     invoice = create_invoice(
         store,
         customer,
@@ -231,7 +227,4 @@ def list_invoice_payments(req: ApiRequest) -> dict:
 @route("GET", "/v1/invoice_payments/<payment_id>")
 def retrieve_invoice_payment(req: ApiRequest, payment_id: str) -> dict:
     req.validate({})
-    payment = req.store.get("invoice_payment", payment_id)
-    if payment is None:
-        raise errors.resource_missing("invoice_payment", payment_id)
-    return payment
+    return req.store.fetch("invoice_payment", payment_id, "id")

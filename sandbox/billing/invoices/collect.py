@@ -12,8 +12,9 @@ from collections.abc import Callable
 
 from sandbox.billing import periods
 from sandbox.billing import settings as billing_settings
-from sandbox.billing.invoices.drafts import clock_of, recompute
+from sandbox.billing.invoices.drafts import recompute
 from sandbox.core import errors, objects
+from sandbox.core.objects import clock_of
 from sandbox.core.routing import base_url
 from sandbox.core.store import Store
 from sandbox.events.emit import emit, previous_attributes

@@ -9,20 +9,14 @@ the same arithmetic.
 
 from __future__ import annotations
 
-from sandbox.core import errors, objects
+from sandbox.core import objects
+from sandbox.core.objects import clock_of
 from sandbox.core.store import Store
 from sandbox.events.emit import emit
 
 
 def get_invoice(store: Store, invoice_id: str, param: str = "invoice") -> dict:
-    invoice = store.get("invoice", invoice_id)
-    if invoice is None:
-        raise errors.resource_missing("invoice", invoice_id, param)
-    return invoice
-
-
-def clock_of(obj: dict) -> str | None:
-    return obj.get("test_clock")
+    return store.fetch("invoice", invoice_id, param)
 
 
 # charge specs and lines
@@ -139,6 +133,11 @@ def pending_items(store: Store, customer_id: str, subscription_id: str | None, i
         if bound == subscription_id or (bound is None and include_unbound):
             found.append(item)
     return found
+
+
+def pending_specs(store: Store, customer_id: str, subscription_id: str | None) -> list[dict]:
+    """Charge specs of the :func:`pending_items` of this customer/subscription."""
+    return [spec_of_invoice_item(store, item) for item in pending_items(store, customer_id, subscription_id)]
 
 
 def recompute(invoice: dict) -> None:

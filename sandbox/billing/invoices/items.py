@@ -25,9 +25,7 @@ def create_invoice_item(store: Store, customer: dict, params: dict) -> dict:
         amount, currency = params["amount"], price["currency"]
         quantity = params.get("quantity")
     elif params.get("price"):
-        price = store.get("price", params["price"])
-        if price is None:
-            raise errors.resource_missing("price", params["price"], "price")
+        price = store.fetch("price", params["price"], "price")
     if params.get("_price") is not None:
         pass
     elif price is not None:
@@ -49,8 +47,8 @@ def create_invoice_item(store: Store, customer: dict, params: dict) -> dict:
     if not currency:
         raise errors.parameter_missing("currency")
     subscription_id = params.get("subscription")
-    if subscription_id and store.get("subscription", subscription_id) is None:
-        raise errors.resource_missing("subscription", subscription_id, "subscription")
+    if subscription_id:
+        store.fetch("subscription", subscription_id, "subscription")
     invoice = None
     if params.get("invoice"):
         invoice = get_invoice(store, params["invoice"])
@@ -102,10 +100,7 @@ def create_invoice_item(store: Store, customer: dict, params: dict) -> dict:
 
 
 def get_invoice_item(store: Store, item_id: str, param: str = "id") -> dict:
-    item = store.get("invoiceitem", item_id)
-    if item is None:
-        raise errors.resource_missing("invoiceitem", item_id, param)
-    return item
+    return store.fetch("invoiceitem", item_id, param)
 
 
 # endpoints: invoice items
