@@ -41,6 +41,8 @@ def main() -> int:
     use_embedded_db = not os.environ.get("DATABASE_URL")
     children: list[subprocess.Popen] = []
     terminal = _TerminalOwner()
+    lock = None
+    database_started = False  # only what this run started is stopped: a refused second run touches nothing
     try:
         VAR.mkdir(exist_ok=True)
         lock = _take_run_lock(web_address)
@@ -52,6 +54,7 @@ def main() -> int:
         first_start = use_embedded_db and not (VAR / "postgres" / "PG_VERSION").exists()
         if use_embedded_db:
             os.environ["DATABASE_URL"] = _start_embedded_database()
+            database_started = True
         else:
             _require_reachable_database()
         os.environ.setdefault("SITE_URL", f"http://{web_address}")
@@ -73,14 +76,14 @@ def main() -> int:
         return 0
     finally:
         _stop(children)
-        if use_embedded_db:
+        if database_started:
             from config.embedded_db import embedded_stop
 
             embedded_stop(VAR / "postgres")
         terminal.give_back()
         if children:
             print("Tollbooth stopped.", flush=True)
-        with contextlib.suppress(NameError):
+        if lock is not None:
             lock.close()
 
 

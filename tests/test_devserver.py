@@ -53,14 +53,24 @@ def busy_port():
 
 
 def test_a_second_run_in_the_same_folder_says_so_at_once(tmp_path):
+    """It says so and touches nothing: the first run's embedded database stays up."""
+    import psycopg
+
+    from config.embedded_db import embedded_start, embedded_stop
+
+    url = embedded_start(tmp_path / "postgres", database="tollbooth")
     with open(tmp_path / "run.lock", "a+") as held:
         held.write("pid 4242, http://127.0.0.1:8000/")
         held.flush()
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         result = _devserver(tmp_path)
     line = _one_line_error(result)
-    assert "Tollbooth is already running from this folder (pid 4242, http://127.0.0.1:8000/)" in line
-    assert not (tmp_path / "postgres").exists()
+    try:
+        assert "Tollbooth is already running from this folder (pid 4242, http://127.0.0.1:8000/)" in line
+        with psycopg.connect(url.replace("postgres://", "postgresql://"), connect_timeout=3) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        embedded_stop(tmp_path / "postgres")
 
 
 def test_a_web_port_in_use_names_the_variable_to_change(tmp_path, busy_port):
