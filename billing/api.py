@@ -9,11 +9,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.api import StrictSerializer, caller_account, caller_membership, require_person
-from accounts.authentication import ApiClient, ApiKeyAuthentication
+from accounts.authentication import ApiClient, ApiKeyAuthentication, PlatformClient, PlatformTokenAuthentication
 from accounts.http import client_country, client_ip
 from accounts.services import MANAGER_ROLES
 from billing import selectors, services, usage, usage_selectors
-from billing.authentication import PlatformClient, PlatformTokenAuthentication
 from plans.models import PlanPrice
 
 

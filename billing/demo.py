@@ -31,9 +31,8 @@ from django.utils import timezone
 from djstripe import models as djstripe_models
 from djstripe.settings import djstripe_settings
 
-from accounts import team
 from accounts.models import Account, AuditLog, Role, User
-from accounts.services import account_provision, audit_record
+from accounts.services import account_provision, audit_record, invitation_accept_as_new_user, invitation_create
 from billing import dunning, ledger, services
 from billing.catalog_sync import catalog_sync_to_stripe
 from billing.stripe_api import idempotent, stripe_api_key, stripe_client
@@ -231,9 +230,9 @@ def _seed_demo_shop(*, now: datetime, report: DemoReport) -> None:
         used = {metric: math.floor(included[metric] * share * pace) for metric, pace in SHOP_PACE.items()}
         _report_usage(account, start=start, end=now, used=used, key="current")
         for email, name in DEMO_AGENTS:
-            invitation = team.invitation_create(account=account, actor=owner, email=email, role=Role.AGENT)
-            team.invitation_accept_as_new_user(invitation=invitation, password=DEMO_AGENT_PASSWORD, full_name=name)
-        team.invitation_create(account=account, actor=owner, email=DEMO_PENDING_INVITATION, role=Role.AGENT)
+            invitation = invitation_create(account=account, actor=owner, email=email, role=Role.AGENT)
+            invitation_accept_as_new_user(invitation=invitation, password=DEMO_AGENT_PASSWORD, full_name=name)
+        invitation_create(account=account, actor=owner, email=DEMO_PENDING_INVITATION, role=Role.AGENT)
         audit_record(account=account, actor=None, action=DEMO_SEEDED, target=SHOP_MARKER)
 
 

@@ -3,7 +3,7 @@
 import pytest
 from django.core.management import call_command
 
-from accounts import team
+from accounts import services as accounts_services
 from accounts.models import Account
 from billing import services
 from billing.models import CheckoutAttempt
@@ -49,12 +49,14 @@ def test_a_new_member_raises_the_quantity_with_proration_and_a_removal_lowers_it
 ):
     owner = per_seat_subscriber
     with django_capture_on_commit_callbacks(execute=True):
-        invitation = team.invitation_create(account=owner.account, actor=owner.user, email="third@shop.example")
+        invitation = accounts_services.invitation_create(
+            account=owner.account, actor=owner.user, email="third@shop.example"
+        )
     invitee = MembershipFactory.build().user
     invitee.email = "third@shop.example"
     invitee.save()
     with django_capture_on_commit_callbacks(execute=True):
-        membership = team.invitation_accept(invitation=invitation, user=invitee)
+        membership = accounts_services.invitation_accept(invitation=invitation, user=invitee)
 
     quantity, subscription = _quantity(stripe_client, owner.account)
     assert quantity == 3
@@ -63,7 +65,7 @@ def test_a_new_member_raises_the_quantity_with_proration_and_a_removal_lowers_it
     assert sum(item.amount for item in pending) > 0  # a third seat, charged for the rest of the period
 
     with django_capture_on_commit_callbacks(execute=True):
-        team.membership_deactivate(membership=membership, actor=owner.user)
+        accounts_services.membership_deactivate(membership=membership, actor=owner.user)
     assert _quantity(stripe_client, owner.account)[0] == 2
 
 

@@ -10,8 +10,7 @@ from django.utils import timezone
 
 from accounts.errors import NotAllowed
 from accounts.models import Account, AccountStatus
-from accounts.services import api_key_create
-from accounts.team import invitation_create
+from accounts.services import api_key_create, invitation_create
 from billing.models import UsageEvent, UsagePeriod
 from fraud.models import Decision, RiskAssessment
 from fraud.services import ChargeFacts, checkout_assess, payment_record_attempt
