@@ -6,4 +6,8 @@ class BillingConfig(AppConfig):
     verbose_name = "Billing"
 
     def ready(self):
-        from billing import receivers, webhooks  # noqa: F401  (connect their signal receivers)
+        from billing import fraud_feed, receivers, webhooks  # noqa: F401  (connect their signal receivers)
+        from fraud.services import evidence_sender_register
+
+        # Fraud's admin submits dispute evidence; the Stripe call is billing's.
+        evidence_sender_register(fraud_feed.dispute_evidence_send)

@@ -33,12 +33,11 @@ from djstripe.settings import djstripe_settings
 
 from accounts.models import Account, AuditLog, Role, User
 from accounts.services import account_provision, audit_record, invitation_accept_as_new_user, invitation_create
-from billing import dunning, ledger, services
+from billing import dunning, fraud_feed, ledger, services
 from billing.catalog_sync import catalog_sync_to_stripe
 from billing.stripe_api import idempotent, stripe_api_key, stripe_client
 from billing.usage import add_months, usage_events_record
 from fraud import demo as fraud_demo
-from fraud.services import stripe_events as fraud_stripe_events
 from plans.demo_catalog import catalog_seed_demo
 from plans.models import Entitlement, PlanPrice
 
@@ -196,7 +195,7 @@ class _Clock:
             if invoice.status == "paid":
                 ledger.ledger_entries_mark_invoiced(invoice_id=invoice.id)
                 dunning.dunning_on_invoice_paid(invoice_id=invoice.id)
-                fraud_stripe_events.invoice_paid_trust(invoice_id=invoice.id)
+                fraud_feed.invoice_paid_trust(invoice_id=invoice.id)
             elif invoice.status == "open" and invoice.attempt_count:
                 dunning.dunning_on_invoice_failed(invoice_id=invoice.id)
 

@@ -30,8 +30,7 @@ from billing import selectors
 from billing.models import DunningCase, DunningPolicy, DunningStatus
 from billing.renewals import notice_send, receipt_send
 from billing.stripe_api import account_for_customer, idempotent, retrieve_or_none, stripe_client
-from fraud.models import Stage
-from fraud.services.scoring import Hit, assessment_record
+from fraud.services import payment_hard_decline
 
 logger = logging.getLogger(__name__)
 
@@ -111,12 +110,7 @@ def _stop_retries(invoice_id: str) -> None:
 def _fraud_signal(account: Account, decline_code: str) -> None:
     """A stolen/lost/fraudulent card on a renewal is a payment-stage signal that sends the account to review."""
     try:
-        assessment_record(
-            stage=Stage.PAYMENT,
-            hits=[Hit("hard_decline", settings.FRAUD_REVIEW_SCORE, {"decline_code": decline_code})],
-            account=account,
-            note="Renewal payment hard-declined",
-        )
+        payment_hard_decline(account=account, decline_code=decline_code, note="Renewal payment hard-declined")
     except Exception:
         # A fraud-side failure must not stop dunning; the suspension above already stands.
         logger.exception("Fraud signal for a hard decline of account %s failed", account.pk)

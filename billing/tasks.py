@@ -3,7 +3,7 @@
 from celery import shared_task
 
 from accounts.models import Account
-from billing import dunning, plan_changes, reconciliation, renewals, services
+from billing import dunning, fraud_feed, plan_changes, reconciliation, renewals, services
 
 
 @shared_task(
@@ -77,3 +77,20 @@ def dunning_enforce_grace() -> None:
 def reconcile() -> None:
     # Read-mostly; its only writes are idempotent re-syncs and re-pushes, so a rerun is harmless.
     reconciliation.reconciliation_run()
+
+
+# Fraud's checks that start from what billing reads (Stripe's objects, usage). They keep their `fraud.` names:
+# beat schedules and queued messages name them.
+@shared_task(name="fraud.assess_charge", autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5)
+def assess_charge(charge_id: str) -> None:
+    fraud_feed.charge_assess(charge_id=charge_id)
+
+
+@shared_task(name="fraud.assess_setup_failure", autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5)
+def assess_setup_failure(setup_intent_id: str) -> None:
+    fraud_feed.setup_failure_assess(setup_intent_id=setup_intent_id)
+
+
+@shared_task(name="fraud.scan_usage_bursts")
+def scan_usage_bursts() -> None:
+    fraud_feed.usage_bursts_scan()

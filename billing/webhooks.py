@@ -8,11 +8,13 @@ back and Stripe redelivers it.
 from __future__ import annotations
 
 import logging
+from functools import partial
 
+from django.db import transaction
 from django.dispatch import receiver
 from djstripe.signals import WEBHOOK_SIGNALS
 
-from billing import dunning, ledger, services
+from billing import dunning, fraud_feed, ledger, services
 
 logger = logging.getLogger(__name__)
 
@@ -58,3 +60,39 @@ def on_invoice_paid_dunning(sender, event, **kwargs):
 @receiver(WEBHOOK_SIGNALS["customer.subscription.deleted"])
 def on_subscription_deleted_dunning(sender, event, **kwargs):
     dunning.dunning_on_subscription_deleted(subscription_id=_object_id(event))
+
+
+# --- fraud's events: billing re-reads, fraud decides (connected last, as fraud's own handlers were) ----------
+# Disputes and early fraud warnings are handled at once (money is leaving); charge outcomes go to Celery after
+# commit.
+
+
+@receiver(WEBHOOK_SIGNALS["charge.dispute.created"])
+def on_dispute_created(sender, event, **kwargs):
+    fraud_feed.dispute_open(dispute_id=_object_id(event))
+
+
+@receiver(WEBHOOK_SIGNALS["radar.early_fraud_warning.created"])
+def on_early_fraud_warning(sender, event, **kwargs):
+    fraud_feed.early_fraud_warning_handle(warning_id=_object_id(event))
+
+
+# charge.failed and charge.succeeded, not payment_intent.payment_failed: that is the same decline seen twice.
+@receiver(WEBHOOK_SIGNALS["charge.succeeded"])
+@receiver(WEBHOOK_SIGNALS["charge.failed"])
+def on_charge(sender, event, **kwargs):
+    from billing.tasks import assess_charge
+
+    transaction.on_commit(partial(assess_charge.delay, _object_id(event)))
+
+
+@receiver(WEBHOOK_SIGNALS["setup_intent.setup_failed"])
+def on_setup_failed(sender, event, **kwargs):
+    from billing.tasks import assess_setup_failure
+
+    transaction.on_commit(partial(assess_setup_failure.delay, _object_id(event)))
+
+
+@receiver(WEBHOOK_SIGNALS["invoice.paid"])
+def on_invoice_paid_trust(sender, event, **kwargs):
+    fraud_feed.invoice_paid_trust(invoice_id=_object_id(event))

@@ -24,10 +24,9 @@ from django.utils.text import slugify
 from accounts.errors import DomainError
 from accounts.models import Account, User
 from fraud.models import Decision, RiskAssessment
-from fraud.services import checkout_assess, payment_record_attempt
+from fraud.services import chargeback_record, checkout_assess, payment_record_attempt
 from fraud.services.payment import ChargeFacts
 from fraud.services.signup import assess_signup, signup_link_account, signup_recheck
-from fraud.services.stripe_events import chargeback_record
 
 WEBMAIL = ("gmail.com", "outlook.com", "yahoo.com", "icloud.com", "proton.me")
 DISPOSABLE = ("mailinator.com", "guerrillamail.com", "10minutemail.com", "yopmail.com", "trashmail.com")
@@ -189,7 +188,7 @@ def _fraud(kind: str, rng: random.Random, names: _Names) -> Scenario:
 
 def population_generate(*, honest: int = 900, fraud_per_kind: int = 13, seed: int = 7) -> list[Scenario]:
     """Mostly honest merchants and `fraud_per_kind` operations of each fraud kind, shuffled together."""
-    rng = random.Random(seed)  # noqa: S311 (a reproducible simulation, not secrets)
+    rng = random.Random(seed)
     names = _Names(rng)
     scenarios = [_honest(rng, names) for _ in range(honest)]
     scenarios += [_fraud(kind, rng, names) for kind in FRAUD_KINDS for _ in range(fraud_per_kind)]
