@@ -7,7 +7,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import selectors, services
-from accounts.decorators import CURRENT_ACCOUNT_SESSION_KEY, account_required, request_membership
+from accounts.decorators import CURRENT_ACCOUNT_SESSION_KEY, account_required, manager_required, request_membership
 from accounts.entitlements import request_entitlements
 from accounts.errors import DomainError
 from accounts.forms import AcceptInvitationForm, ApiKeyForm, InviteForm, OnboardingForm, RoleForm
@@ -66,12 +66,9 @@ GATED_FEATURES = list(FEATURE_LABELS.items())
 @account_required
 @feature_required("api_access")
 @require_http_methods(["GET", "POST"])
+@manager_required("Only owners and admins manage API keys.")
 def api_keys(request):
     account = request.account
-    if not services.membership_is_manager(request.membership):
-        return render(
-            request, "accounts/forbidden.html", {"reason": "Only owners and admins manage API keys."}, status=403
-        )
     form = ApiKeyForm(request.POST or None)
     new_key = None
     if request.method == "POST" and form.is_valid():

@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 from accounts.api import StrictSerializer, caller_account, caller_membership, require_person
 from accounts.authentication import ApiClient, ApiKeyAuthentication, PlatformClient, PlatformTokenAuthentication
 from accounts.http import client_country, client_ip
-from accounts.services import MANAGER_ROLES
+from accounts.services import membership_is_manager
 from billing import selectors, services, usage, usage_selectors
 from plans.models import PlanPrice
 
@@ -19,7 +19,7 @@ from plans.models import PlanPrice
 def require_billing_access(request):
     """Billing is for owners and admins (and the account's own API keys may read it)."""
     membership = caller_membership(request)
-    if membership is not None and membership.role not in MANAGER_ROLES:
+    if membership is not None and not membership_is_manager(membership):
         raise exceptions.PermissionDenied("Only the account's owners and admins see billing.", code="billing_only")
 
 
@@ -350,7 +350,7 @@ class UsageView(APIView):
             )
         account = caller_account(request)
         membership = caller_membership(request)
-        money_visible = membership is None or membership.role in MANAGER_ROLES
+        money_visible = membership is None or membership_is_manager(membership)
         summary = usage_selectors.usage_summary(account=account)
         if summary is None:
             raise exceptions.NotFound("This account has no subscription yet, so no usage.", code="no_subscription")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import stripe
 from djstripe import models as djstripe_models
 
-from billing.stripe_api import idempotent, stripe_api_key, stripe_client
+from billing.stripe.client import idempotent, stripe_api_key, stripe_client
 from plans.models import Plan, PlanPrice
 
 logger = logging.getLogger(__name__)

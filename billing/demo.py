@@ -35,7 +35,7 @@ from accounts.models import Account, AuditLog, Role, User
 from accounts.services import account_provision, audit_record, invitation_accept_as_new_user, invitation_create
 from billing import dunning, fraud_feed, ledger, services
 from billing.catalog_sync import catalog_sync_to_stripe
-from billing.stripe_api import idempotent, stripe_api_key, stripe_client
+from billing.stripe.client import idempotent, stripe_api_key, stripe_client
 from billing.usage import add_months, usage_events_record
 from fraud import demo as fraud_demo
 from plans.demo_catalog import catalog_seed_demo

@@ -29,7 +29,8 @@ from accounts.services import account_change_status, audit_record, require_manag
 from billing import selectors
 from billing.models import DunningCase, DunningPolicy, DunningStatus
 from billing.renewals import notice_send, receipt_send
-from billing.stripe_api import account_for_customer, idempotent, retrieve_or_none, stripe_client
+from billing.stripe.client import idempotent, stripe_client
+from billing.stripe.objects import invoice_subscription_id, stripe_object_with_account
 from fraud.services import payment_hard_decline
 
 logger = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ def dunning_payment_failed(*, account: Account, invoice) -> DunningCase:
     """Open (or update) the invoice's dunning case; email the merchant once; act on a hard decline."""
     policy = dunning_policy()
     decline_code = _decline_code(invoice["id"])
-    subscription_id = _subscription_of(invoice)
+    subscription_id = invoice_subscription_id(invoice)
     with transaction.atomic():
         case, created = DunningCase.objects.select_for_update().get_or_create(
             stripe_invoice_id=invoice["id"],
@@ -90,12 +91,6 @@ def dunning_payment_failed(*, account: Account, invoice) -> DunningCase:
         _suspend(case, reason=f"Hard decline ({decline_code}): no retries")
         _fraud_signal(account, decline_code)
     return case
-
-
-def _subscription_of(invoice) -> str | None:
-    parent = invoice.get("parent") or {}
-    subscription = (parent.get("subscription_details") or {}).get("subscription") or invoice.get("subscription")
-    return subscription.get("id") if isinstance(subscription, dict) else subscription
 
 
 def _stop_retries(invoice_id: str) -> None:
@@ -189,8 +184,7 @@ def dunning_subscription_ended(*, account: Account, subscription_id: str) -> int
 
 
 def dunning_on_invoice_failed(*, invoice_id: str) -> DunningCase | None:
-    invoice = retrieve_or_none(stripe_client().v1.invoices, invoice_id)
-    account = account_for_customer(invoice.get("customer")) if invoice else None
+    invoice, account = stripe_object_with_account(stripe_client().v1.invoices, invoice_id)
     if account is None or invoice.get("status") != "open":
         return None  # a stranger's invoice, or already settled by the time we read it
     return dunning_payment_failed(account=account, invoice=invoice)
@@ -198,8 +192,7 @@ def dunning_on_invoice_failed(*, invoice_id: str) -> DunningCase | None:
 
 def dunning_on_invoice_paid(*, invoice_id: str) -> None:
     """A paid invoice: close its dunning case if it had one, and email the receipt (once)."""
-    invoice = retrieve_or_none(stripe_client().v1.invoices, invoice_id)
-    account = account_for_customer(invoice.get("customer")) if invoice else None
+    invoice, account = stripe_object_with_account(stripe_client().v1.invoices, invoice_id)
     if account is None:
         return
     dunning_invoice_paid(account=account, invoice_id=invoice_id)
@@ -207,8 +200,7 @@ def dunning_on_invoice_paid(*, invoice_id: str) -> None:
 
 
 def dunning_on_subscription_deleted(*, subscription_id: str) -> int:
-    subscription = retrieve_or_none(stripe_client().v1.subscriptions, subscription_id)
-    account = account_for_customer(subscription.get("customer")) if subscription else None
+    _subscription, account = stripe_object_with_account(stripe_client().v1.subscriptions, subscription_id)
     if account is None:
         return 0
     return dunning_subscription_ended(account=account, subscription_id=subscription_id)

@@ -14,7 +14,8 @@ from django.utils import timezone
 from accounts.models import Account
 from billing.models import UsageEvent, UsagePeriod, UsagePeriodState
 from billing.selectors import invoices_for_account
-from billing.stripe_api import account_for_customer, idempotent, retrieve_or_none, stripe_client
+from billing.stripe.client import idempotent, retrieve_or_none, stripe_client
+from billing.stripe.objects import stripe_object_with_account
 from fraud import services as fraud
 
 EVIDENCE_USAGE_WINDOW = timedelta(days=90)
@@ -62,10 +63,7 @@ def _card(details: dict | None) -> dict:
 
 def charge_assess(*, charge_id: str) -> None:
     """charge.succeeded / charge.failed: the card attempt's checks (card testing, reuse, countries, Radar)."""
-    charge = retrieve_or_none(stripe_client().v1.charges, charge_id)
-    if charge is None:
-        return
-    account = account_for_customer(charge.get("customer"))
+    charge, account = stripe_object_with_account(stripe_client().v1.charges, charge_id)
     if account is None:
         return
     card = _card(charge.get("payment_method_details"))
@@ -82,10 +80,7 @@ def charge_assess(*, charge_id: str) -> None:
 
 def setup_failure_assess(*, setup_intent_id: str) -> None:
     """setup_intent.setup_failed: a card refused while being saved (Checkout with a trial) is a decline too."""
-    intent = retrieve_or_none(stripe_client().v1.setup_intents, setup_intent_id)
-    if intent is None:
-        return
-    account = account_for_customer(intent.get("customer"))
+    intent, account = stripe_object_with_account(stripe_client().v1.setup_intents, setup_intent_id)
     if account is None:
         return
     error = intent.get("last_setup_error") or {}
@@ -98,11 +93,8 @@ def setup_failure_assess(*, setup_intent_id: str) -> None:
 
 def invoice_paid_trust(*, invoice_id: str) -> None:
     """invoice.paid: a first invoice actually paid (not a €0 trial invoice) gives the account good standing."""
-    invoice = retrieve_or_none(stripe_client().v1.invoices, invoice_id)
-    if invoice is None or not invoice.get("paid", invoice.get("status") == "paid"):
-        return
-    account = account_for_customer(invoice.get("customer"))
-    if account is not None:
+    invoice, account = stripe_object_with_account(stripe_client().v1.invoices, invoice_id)
+    if account is not None and invoice.get("paid", invoice.get("status") == "paid"):
         fraud.invoice_paid_trust(account=account, invoice_id=invoice["id"], amount_paid=invoice.get("amount_paid") or 0)
 
 
@@ -125,8 +117,8 @@ def dispute_open(*, dispute_id: str):
     dispute = retrieve_or_none(stripe_client().v1.disputes, dispute_id)
     if dispute is None:
         return None
-    charge = retrieve_or_none(stripe_client().v1.charges, dispute.get("charge")) or {}
-    account = account_for_customer(charge.get("customer"))
+    charge, account = stripe_object_with_account(stripe_client().v1.charges, dispute.get("charge"))
+    charge = charge or {}
     return fraud.chargeback_record(
         account=account,
         dispute=dispute,
@@ -152,10 +144,9 @@ def early_fraud_warning_handle(*, warning_id: str) -> None:
     warning = retrieve_or_none(stripe_client().v1.radar.early_fraud_warnings, warning_id)
     if warning is None:
         return
-    charge = retrieve_or_none(stripe_client().v1.charges, warning.get("charge"))
+    charge, account = stripe_object_with_account(stripe_client().v1.charges, warning.get("charge"))
     if charge is None:
         return
-    account = account_for_customer(charge.get("customer"))
     if not charge.get("refunded"):
         stripe_client().v1.refunds.create(
             params={"charge": charge["id"], "reason": "fraudulent"},

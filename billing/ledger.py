@@ -30,7 +30,7 @@ from accounts.services import audit_record
 from billing import selectors
 from billing.models import LedgerEntry, LedgerKind, LedgerState, UsagePeriod, UsagePeriodState, UsageRollup
 from billing.rating import metered_entitlements, usage_rate
-from billing.stripe_api import idempotent, stripe_client
+from billing.stripe.client import idempotent, stripe_client
 from billing.usage import finality_window
 from plans.models import PlanPrice
 

@@ -24,12 +24,14 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.errors import Conflict, DomainError
-from accounts.models import Account, AuditLog, Membership
+from accounts.models import Account, AuditLog
 from accounts.services import audit_record, require_manager
 from billing import selectors
 from billing.models import PlanChangeStatus, ScheduledPlanChange
 from billing.services import plan_price_require_for_sale, subscription_refresh
-from billing.stripe_api import idempotent, stripe_client
+from billing.stripe.client import idempotent, stripe_client
+from billing.stripe.objects import stripe_id
+from billing.subscriptions.seats import require_seats_fit, seat_quantity
 from plans.models import PlanPrice
 
 logger = logging.getLogger(__name__)
@@ -89,12 +91,8 @@ def _current(account: Account) -> _Current:
         period_end=datetime.fromtimestamp(item["current_period_end"], tz=UTC),
         cancel_at_period_end=bool(data.get("cancel_at_period_end")),
         status=data["status"],
-        latest_invoice=_id(data.get("latest_invoice")),
+        latest_invoice=stripe_id(data.get("latest_invoice")),
     )
-
-
-def _id(value) -> str | None:
-    return value.get("id") if isinstance(value, dict) else value
 
 
 def _kind(current: PlanPrice, target: PlanPrice) -> str:
@@ -107,32 +105,14 @@ def _kind(current: PlanPrice, target: PlanPrice) -> str:
     return "upgrade" if target.interval == "year" else "downgrade"  # same plan: monthly ↔ annual
 
 
-def _require_seats_fit(account: Account, plan_price: PlanPrice) -> None:
-    seats = plan_price.plan.entitlements.filter(feature="seats").values_list("limit", flat=True).first()
-    members = Membership.objects.filter(account=account, is_active=True).count()
-    if seats is not None and members > seats:
-        raise DomainError(
-            f"The {plan_price.plan.name} plan includes {seats} seats and your team has {members} active members: "
-            f"remove {members - seats} before moving to it.",
-            field="plan_price",
-            code="too_many_seats",
-        )
-
-
-def _quantity(current: _Current, plan_price: PlanPrice, account: Account) -> int:
-    if plan_price.plan.per_seat:
-        return max(1, Membership.objects.filter(account=account, is_active=True).count())
-    return 1
-
-
 def subscription_change_preview(*, account: Account, actor, plan_price: PlanPrice) -> PlanChangePreview:
     """What moving to `plan_price` would cost now and at renewal, with a token to confirm it."""
     require_manager(account=account, actor=actor)
     plan_price_require_for_sale(plan_price)
     current = _current(account)
     kind = _kind(current.plan_price, plan_price)
-    _require_seats_fit(account, plan_price)
-    quantity = _quantity(current, plan_price, account)
+    require_seats_fit(account=account, plan_price=plan_price)
+    quantity = seat_quantity(account=account, plan_price=plan_price)
     if kind == "downgrade":
         return PlanChangePreview(
             kind=kind,
@@ -230,14 +210,14 @@ def subscription_change(*, account: Account, actor, token: str) -> dict:
             "Prices or your subscription changed since this preview; preview the change again.", code="preview_stale"
         )
     kind = _kind(current.plan_price, plan_price)
-    _require_seats_fit(account, plan_price)
+    require_seats_fit(account=account, plan_price=plan_price)
     if kind == "downgrade":
         return {"kind": kind, "scheduled": _schedule_downgrade(account, actor, current, plan_price)}
     return {"kind": kind, "invoice": _upgrade_now(account, actor, current, plan_price, claim)}
 
 
 def _upgrade_now(account, actor, current: _Current, plan_price: PlanPrice, claim: dict) -> dict:
-    quantity = _quantity(current, plan_price, account)
+    quantity = seat_quantity(account=account, plan_price=plan_price)
     updated = stripe_client().v1.subscriptions.update(
         current.subscription_id,
         params={
@@ -249,7 +229,7 @@ def _upgrade_now(account, actor, current: _Current, plan_price: PlanPrice, claim
         },
         options=idempotent(f"plan-change:{current.subscription_id}:{claim['f']}:{claim['t']}:{claim['d']}"),
     )
-    invoice_id = _id(updated.get("latest_invoice"))
+    invoice_id = stripe_id(updated.get("latest_invoice"))
     invoice = None if invoice_id == current.latest_invoice else stripe_client().v1.invoices.retrieve(invoice_id)
     charged = invoice["amount_due"] if invoice else 0  # no new invoice: nothing was due (a trial)
     if charged != claim["m"]:

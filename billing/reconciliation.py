@@ -34,7 +34,8 @@ from billing.models import (
     ReconciliationDifference,
     ReconciliationRun,
 )
-from billing.stripe_api import stripe_api_key, stripe_client
+from billing.stripe.client import stripe_api_key, stripe_client
+from billing.stripe.objects import stripe_id
 from plans.models import PlanPrice
 
 logger = logging.getLogger(__name__)
@@ -168,7 +169,7 @@ def _repush(entry: LedgerEntry) -> bool:
 def _line_price(line) -> str | None:
     pricing = line.get("pricing") or {}
     price = (pricing.get("price_details") or {}).get("price") or line.get("price")
-    return price.get("id") if isinstance(price, dict) else price
+    return stripe_id(price)
 
 
 def _is_plan_fee(line) -> bool:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from djstripe import models as djstripe_models
 
 from accounts.models import Account
+from billing.stripe.objects import stripe_id, stripe_time
 from plans.models import PlanPrice
 from plans.selectors import plan_price_by_stripe_id
 
@@ -29,10 +30,6 @@ def subscription_current(*, account: Account) -> djstripe_models.Subscription | 
     return subscriptions[0] if subscriptions else None
 
 
-def _ts(value) -> datetime | None:
-    return datetime.fromtimestamp(value, tz=UTC) if value else None
-
-
 @dataclass(frozen=True)
 class SubscriptionSummary:
     id: str
@@ -52,7 +49,7 @@ def subscription_summary(*, account: Account) -> SubscriptionSummary | None:
     data = subscription.stripe_data
     items = (data.get("items") or {}).get("data") or []
     first = items[0] if items else {}
-    price_id = (first.get("price") or {}).get("id") if isinstance(first.get("price"), dict) else first.get("price")
+    price_id = stripe_id(first.get("price"))
     # Modern API: the billing period lives on the items; older objects carry it on the subscription.
     period_start = first.get("current_period_start") or data.get("current_period_start")
     period_end = first.get("current_period_end") or data.get("current_period_end")
@@ -61,9 +58,9 @@ def subscription_summary(*, account: Account) -> SubscriptionSummary | None:
         status=data.get("status") or "",
         plan_price=plan_price_by_stripe_id(stripe_price_id=price_id) if price_id else None,
         quantity=first.get("quantity") or 1,
-        current_period_start=_ts(period_start),
-        current_period_end=_ts(period_end),
-        trial_end=_ts(data.get("trial_end")),
+        current_period_start=stripe_time(period_start),
+        current_period_end=stripe_time(period_end),
+        trial_end=stripe_time(data.get("trial_end")),
         cancel_at_period_end=bool(data.get("cancel_at_period_end")),
     )
 

@@ -15,7 +15,7 @@ from djstripe import models as djstripe_models
 from djstripe.settings import djstripe_settings
 
 from accounts.errors import Conflict, DomainError, NotAllowed
-from accounts.models import Account, AccountStatus, Membership
+from accounts.models import Account, AccountStatus
 from accounts.services import account_change_status, account_set_plan, audit_record, require_manager
 from billing import selectors
 from billing.models import (
@@ -26,7 +26,9 @@ from billing.models import (
     PlanChangeStatus,
     ScheduledPlanChange,
 )
-from billing.stripe_api import account_for_customer, idempotent, retrieve_or_none, stripe_api_key, stripe_client
+from billing.stripe.client import idempotent, stripe_api_key, stripe_client
+from billing.stripe.objects import invoice_subscription_id, stripe_object_with_account
+from billing.subscriptions.seats import seat_quantity
 from fraud.services import checkout_assess as fraud_checkout_assess
 from plans.models import PlanPrice
 
@@ -110,7 +112,9 @@ def checkout_start(
             "mode": "subscription",
             "customer": customer.id,
             "client_reference_id": str(account.pk),
-            "line_items": [{"price": plan_price.stripe_price_id, "quantity": _quantity_for(account, plan_price)}],
+            "line_items": [
+                {"price": plan_price.stripe_price_id, "quantity": seat_quantity(account=account, plan_price=plan_price)}
+            ],
             "success_url": f"{settings.SITE_URL}/billing/checkout/success/?session_id={{CHECKOUT_SESSION_ID}}",
             "cancel_url": f"{settings.SITE_URL}/billing/checkout/cancelled/",
             "expires_at": int((now + CHECKOUT_LIFETIME).timestamp()),
@@ -137,13 +141,6 @@ def checkout_start(
             after={"plan": plan_price.plan.code, "interval": plan_price.interval, "session": session.id},
         )
     return attempt
-
-
-def _quantity_for(account: Account, plan_price: PlanPrice) -> int:
-    """A per-seat plan is bought for the account's active members; a flat plan once."""
-    if not plan_price.plan.per_seat:
-        return 1
-    return max(1, Membership.objects.filter(account=account, is_active=True).count())
 
 
 def _checkout_expire(attempt: CheckoutAttempt) -> None:
@@ -179,12 +176,8 @@ ACCOUNT_STATUS_FOR_SUBSCRIPTION = {
 
 def subscription_refresh(*, subscription_id: str) -> Account | None:
     """Re-read a subscription from Stripe into the mirror and bring its account's status in line."""
-    data = retrieve_or_none(stripe_client().v1.subscriptions, subscription_id)
-    if data is None:
-        return None
-    account = account_for_customer(data.get("customer"))
+    data, account = stripe_object_with_account(stripe_client().v1.subscriptions, subscription_id, kind="subscription")
     if account is None:
-        logger.warning("Stripe subscription %s belongs to no Tollbooth account; ignored.", subscription_id)
         return None
     djstripe_models.Subscription.sync_from_stripe_data(data, api_key=stripe_api_key())
     account_sync_status_from_subscription(account=account)
@@ -195,36 +188,22 @@ def subscription_refresh(*, subscription_id: str) -> Account | None:
 
 
 def invoice_refresh(*, invoice_id: str) -> Account | None:
-    data = retrieve_or_none(stripe_client().v1.invoices, invoice_id)
-    if data is None:
-        return None
-    account = account_for_customer(data.get("customer"))
+    data, account = stripe_object_with_account(stripe_client().v1.invoices, invoice_id, kind="invoice")
     if account is None:
-        logger.warning("Stripe invoice %s belongs to no Tollbooth account; ignored.", invoice_id)
         return None
-    subscription_id = _invoice_subscription_id(data)
+    subscription_id = invoice_subscription_id(data)
     if subscription_id:
         subscription_refresh(subscription_id=subscription_id)
     djstripe_models.Invoice.sync_from_stripe_data(data, api_key=stripe_api_key())
     return account
 
 
-def _invoice_subscription_id(invoice) -> str | None:
-    # Modern API: invoice.parent.subscription_details.subscription; older: invoice.subscription.
-    parent = invoice.get("parent") or {}
-    details = parent.get("subscription_details") or {}
-    subscription = details.get("subscription") or invoice.get("subscription")
-    return subscription.get("id") if isinstance(subscription, dict) else subscription
-
-
 def checkout_completed(*, session_id: str) -> Account | None:
     """A Checkout Session completed: mark our attempt, mirror the subscription, activate the account."""
-    session = retrieve_or_none(stripe_client().v1.checkout.sessions, session_id)
-    if session is None:
-        return None
-    account = account_for_customer(session.get("customer"))
+    session, account = stripe_object_with_account(
+        stripe_client().v1.checkout.sessions, session_id, kind="checkout session"
+    )
     if account is None:
-        logger.warning("Checkout session %s belongs to no Tollbooth account; ignored.", session_id)
         return None
     if session.get("mode") == "setup":
         from billing.dunning import card_updated  # dunning builds on this module
@@ -304,40 +283,3 @@ def webhook_endpoint_ensure(*, base_url: str) -> djstripe_models.WebhookEndpoint
     djstripe_models.WebhookEndpoint.objects.filter(pk=endpoint.pk).update(secret=data["secret"])
     endpoint.refresh_from_db()
     return endpoint
-
-
-# --- seats -------------------------------------------------------------------------------------------------
-
-
-def subscription_sync_seats(*, account: Account, change_id: int) -> int | None:
-    """Make a per-seat subscription's quantity equal the account's active members, with proration.
-
-    `change_id` (the audit row of the team change) names the change in the idempotency key, so a retried
-    task repeats the same write and two different changes never collide. Returns the new quantity, or
-    None when there is nothing to sync (no live subscription, or a flat-priced plan).
-    """
-    summary = selectors.subscription_summary(account=account)
-    if summary is None or summary.status not in ("active", "trialing", "past_due") or summary.plan_price is None:
-        return None
-    if not summary.plan_price.plan.per_seat:
-        return None
-    quantity = max(1, Membership.objects.filter(account=account, is_active=True).count())
-    data = stripe_client().v1.subscriptions.retrieve(summary.id)
-    item = data["items"]["data"][0]
-    if item["quantity"] == quantity:
-        return quantity
-    updated = stripe_client().v1.subscriptions.update(
-        summary.id,
-        params={"items": [{"id": item["id"], "quantity": quantity}], "proration_behavior": "create_prorations"},
-        options=idempotent(f"seats:{summary.id}:change:{change_id}:quantity:{quantity}"),
-    )
-    djstripe_models.Subscription.sync_from_stripe_data(updated, api_key=stripe_api_key())
-    audit_record(
-        account=account,
-        actor=None,
-        action="subscription.seats_synced",
-        target=f"subscription:{summary.id}",
-        before={"quantity": item["quantity"]},
-        after={"quantity": quantity},
-    )
-    return quantity

@@ -4,6 +4,7 @@ from celery import shared_task
 
 from accounts.models import Account
 from billing import dunning, fraud_feed, plan_changes, reconciliation, renewals, services
+from billing.subscriptions import seats
 
 
 @shared_task(
@@ -26,7 +27,7 @@ def sync_seat_quantity(account_id: int, change_id: int) -> None:
     account = Account.objects.filter(pk=account_id).first()
     if account is None:
         return
-    services.subscription_sync_seats(account=account, change_id=change_id)
+    seats.subscription_sync_seats(account=account, change_id=change_id)
 
 
 @shared_task(name="billing.rate_closed_usage_periods", acks_late=True)

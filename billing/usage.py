@@ -32,6 +32,7 @@ from djstripe import models as djstripe_models
 from accounts.models import Account
 from billing.models import UsageEvent, UsagePeriod, UsagePeriodState, UsageRollup
 from billing.selectors import LIVE_STATUSES
+from billing.stripe.objects import stripe_id, stripe_time
 from plans.models import Entitlement, EntitlementKind, PlanPrice
 from plans.selectors import plan_price_by_stripe_id
 
@@ -69,10 +70,6 @@ def period_bounds(*, anchor: datetime, at: datetime) -> tuple[datetime, datetime
     while add_months(anchor, k + 1) <= at:
         k += 1
     return add_months(anchor, k), add_months(anchor, k + 1)
-
-
-def _ts(value) -> datetime | None:
-    return datetime.fromtimestamp(value, tz=UTC) if value else None
 
 
 @dataclass
@@ -137,9 +134,9 @@ def usage_context(*, account: Account) -> UsageContext | None:
     items = (data.get("items") or {}).get("data") or []
     first = items[0] if items else {}
     price = first.get("price")
-    price_id = price.get("id") if isinstance(price, dict) else price
+    price_id = stripe_id(price)
     plan_price = plan_price_by_stripe_id(stripe_price_id=price_id) if price_id else None
-    anchor = _ts(data.get("billing_cycle_anchor")) or _ts(data.get("start_date"))
+    anchor = stripe_time(data.get("billing_cycle_anchor")) or stripe_time(data.get("start_date"))
     if plan_price is None or anchor is None:
         return None
     metered = {
@@ -150,8 +147,8 @@ def usage_context(*, account: Account) -> UsageContext | None:
         subscription_id=subscription.id,
         status=data.get("status") or "",
         anchor=anchor,
-        started_at=_ts(data.get("start_date")),
-        ended_at=_ts(data.get("ended_at")),
+        started_at=stripe_time(data.get("start_date")),
+        ended_at=stripe_time(data.get("ended_at")),
         plan_price=plan_price,
         metered=metered,
     )

@@ -10,22 +10,20 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from accounts.decorators import account_required, request_membership
+from accounts.decorators import account_required, manager_required, request_membership
 from accounts.errors import DomainError
 from accounts.http import client_country, client_ip
-from accounts.services import MANAGER_ROLES
+from accounts.services import membership_is_manager
 from billing import dunning, plan_changes, selectors, services
-from billing.stripe_api import stripe_client
+from billing.stripe.client import stripe_client
 from plans.models import BillingInterval, PlanPrice
 from plans.selectors import annual_saving_cents, plans_public
 
 logger = logging.getLogger(__name__)
 
 
-def _forbidden(request):
-    return render(
-        request, "accounts/forbidden.html", {"reason": "Only the account's owners and admins see billing."}, status=403
-    )
+# Billing pages are for the account's owners and admins.
+billing_managers_only = manager_required("Only the account's owners and admins see billing.")
 
 
 def pricing(request):
@@ -55,16 +53,15 @@ def pricing(request):
             "plans": plans,
             "interval": interval,
             "membership": membership,
-            "can_buy": bool(membership and membership.role in MANAGER_ROLES),
+            "can_buy": membership_is_manager(membership),
             "subscribed": bool(summary and summary.status in selectors.LIVE_STATUSES),
         },
     )
 
 
 @account_required
+@billing_managers_only
 def billing(request):
-    if request.membership.role not in MANAGER_ROLES:
-        return _forbidden(request)
     account = request.account
     summary = selectors.subscription_summary(account=account)
     return render(
@@ -110,9 +107,8 @@ def _upcoming_invoice(account, summary):
 
 @account_required
 @require_POST
+@billing_managers_only
 def checkout_start(request):
-    if request.membership.role not in MANAGER_ROLES:
-        return _forbidden(request)
     price = (
         PlanPrice.objects.select_related("plan").filter(pk=request.POST.get("plan_price") or 0).first()
         if str(request.POST.get("plan_price", "")).isdigit()
@@ -159,7 +155,7 @@ def usage(request):
     from billing.usage_selectors import usage_summary
 
     summary = usage_summary(account=request.account)
-    money_visible = request.membership.role in MANAGER_ROLES
+    money_visible = membership_is_manager(request.membership)
     return render(
         request,
         "billing/usage.html",
@@ -175,10 +171,9 @@ def usage(request):
 
 
 @account_required
+@billing_managers_only
 def plan_change(request):
     """GET: the preview of moving to ?plan_price=; POST: confirm it with the preview's token."""
-    if request.membership.role not in MANAGER_ROLES:
-        return _forbidden(request)
     if request.method == "POST":
         try:
             result = plan_changes.subscription_change(
@@ -213,9 +208,8 @@ def _int(value) -> int:
 
 @account_required
 @require_POST
+@billing_managers_only
 def subscription_cancel(request):
-    if request.membership.role not in MANAGER_ROLES:
-        return _forbidden(request)
     try:
         result = plan_changes.subscription_cancel(account=request.account, actor=request.user)
     except DomainError as error:
@@ -229,9 +223,8 @@ def subscription_cancel(request):
 
 @account_required
 @require_POST
+@billing_managers_only
 def subscription_reactivate(request):
-    if request.membership.role not in MANAGER_ROLES:
-        return _forbidden(request)
     try:
         plan_changes.subscription_reactivate(account=request.account, actor=request.user)
     except DomainError as error:
@@ -242,10 +235,9 @@ def subscription_reactivate(request):
 
 
 @account_required
+@billing_managers_only
 def fix_card(request):
     """The link of the failed-payment email: a setup-mode Checkout page for a new card (owners and admins)."""
-    if request.membership.role not in MANAGER_ROLES:
-        return _forbidden(request)
     try:
         return redirect(dunning.card_update_session(account=request.account, actor=request.user))
     except DomainError as error:

@@ -14,7 +14,7 @@ from accounts.models import Account, AccountStatus, AuditLog
 from billing import dunning
 from billing.models import DunningCase, DunningStatus
 from billing.services import webhook_endpoint_ensure
-from billing.stripe_api import stripe_api_key
+from billing.stripe.client import stripe_api_key
 from plans.models import PlanPrice
 
 

@@ -39,7 +39,7 @@ from billing import dunning, plan_changes, renewals, tasks
 from billing.models import LedgerEntry, LedgerState
 from billing.reconciliation import reconciliation_run
 from billing.services import ACCOUNT_STATUS_FOR_SUBSCRIPTION, webhook_endpoint_ensure
-from billing.stripe_api import stripe_api_key
+from billing.stripe.client import stripe_api_key
 from billing.usage import add_months, usage_events_record
 from plans.models import PlanPrice
 from tests.factories import UserFactory
@@ -217,7 +217,7 @@ def _change(merchant: Merchant, plan: str, kind: str) -> None:
 
 
 def _fail_card(merchant: Merchant) -> None:
-    from billing.stripe_api import stripe_client
+    from billing.stripe.client import stripe_client
 
     client = stripe_client()
     failing = client.v1.payment_methods.attach("pm_card_chargeCustomerFail", params={"customer": merchant.customer_id})
@@ -229,7 +229,7 @@ def _fail_card(merchant: Merchant) -> None:
 
 
 def _fix_card(merchant: Merchant) -> None:
-    from billing.stripe_api import stripe_client
+    from billing.stripe.client import stripe_client
 
     client = stripe_client()
     good = client.v1.payment_methods.attach("pm_card_visa", params={"customer": merchant.customer_id})

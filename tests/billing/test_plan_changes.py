@@ -229,3 +229,24 @@ def test_annual_to_a_higher_monthly_plan_charges_what_the_preview_said(sandbox, 
         assert 0 < preview.amount_due_now_cents == by_hand
         result = plan_changes.subscription_change(account=owner.account, actor=owner.user, token=preview.token)
     assert result["invoice"]["amount_due_cents"] == result["invoice"]["amount_paid_cents"] == by_hand
+
+
+def test_a_pending_invitation_holds_a_seat_against_a_downgrade(subscriber):
+    # Seats held = active members + live invitations (an accepted invitation takes its seat unchecked), so a
+    # downgrade that fits the members but not the invitation would let the team outgrow the plan.
+    from accounts.models import Invitation
+
+    MembershipFactory(account=subscriber.account, role="agent")
+    Invitation.objects.create(
+        account=subscriber.account,
+        email="pending@shop.example",
+        role="agent",
+        invited_by=subscriber.user,
+        created_at=datetime.now(UTC),
+        last_sent_at=datetime.now(UTC),
+        expires_at=datetime.now(UTC) + timedelta(days=7),
+    )
+    response = subscriber.api().post(PREVIEW, {"plan_price_id": _price("starter").pk}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "too_many_seats"
+    assert "remove 1" in response.json()["error"]["message"]

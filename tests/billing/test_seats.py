@@ -7,6 +7,7 @@ from accounts import services as accounts_services
 from accounts.models import Account
 from billing import services
 from billing.models import CheckoutAttempt
+from billing.subscriptions.seats import subscription_sync_seats
 from plans.models import Plan, PlanPrice
 from tests.factories import MembershipFactory
 
@@ -72,8 +73,8 @@ def test_a_new_member_raises_the_quantity_with_proration_and_a_removal_lowers_it
 def test_the_same_change_synced_twice_writes_once(per_seat_subscriber, stripe_client):
     owner = per_seat_subscriber
     MembershipFactory(account=owner.account, role="agent")
-    assert services.subscription_sync_seats(account=owner.account, change_id=4242) == 3
-    assert services.subscription_sync_seats(account=owner.account, change_id=4242) == 3
+    assert subscription_sync_seats(account=owner.account, change_id=4242) == 3
+    assert subscription_sync_seats(account=owner.account, change_id=4242) == 3
     quantity, subscription = _quantity(stripe_client, owner.account)
     assert quantity == 3
     pending = stripe_client.v1.invoice_items.list(params={"customer": subscription.customer, "pending": True}).data
@@ -81,4 +82,12 @@ def test_the_same_change_synced_twice_writes_once(per_seat_subscriber, stripe_cl
 
 
 def test_a_flat_plan_never_touches_the_quantity(sandbox, catalog, owner):
-    assert services.subscription_sync_seats(account=owner.account, change_id=1) is None
+    assert subscription_sync_seats(account=owner.account, change_id=1) is None
+
+
+def test_a_pending_invitation_is_not_billed_until_accepted(per_seat_subscriber, stripe_client):
+    # Billed seats = active members: an invitation holds a seat against the limit but nobody works in it yet.
+    owner = per_seat_subscriber
+    accounts_services.invitation_create(account=owner.account, actor=owner.user, email="later@shop.example")
+    assert subscription_sync_seats(account=owner.account, change_id=77) == 2
+    assert _quantity(stripe_client, owner.account)[0] == 2

@@ -16,7 +16,7 @@ from accounts.models import AccountStatus
 from billing import services, tasks
 from billing.models import LedgerEntry, LedgerState, UsagePeriod
 from billing.services import webhook_endpoint_ensure
-from billing.stripe_api import stripe_api_key
+from billing.stripe.client import stripe_api_key
 from billing.usage import usage_events_record
 from plans.models import PlanPrice
 from tests.billing.usage_helpers import event

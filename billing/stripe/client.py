@@ -46,24 +46,3 @@ def retrieve_or_none(service, object_id: str | None):
             raise
         logger.warning("Stripe has no %s any more; event ignored.", object_id)
         return None
-
-
-def account_for_customer(customer_id: str | None):
-    """The Tollbooth account a Stripe customer belongs to: the mirror's subscriber, else the customer's
-    `account_id` metadata (then the mirror is linked, so the next lookup is local). None for strangers."""
-    from djstripe import models as djstripe_models
-
-    from accounts.models import Account
-
-    if not customer_id:
-        return None
-    customer = djstripe_models.Customer.objects.filter(id=customer_id).select_related("subscriber").first()
-    if customer is not None and customer.subscriber is not None:
-        return customer.subscriber
-    data = retrieve_or_none(stripe_client().v1.customers, customer_id)
-    account_id = str(((data or {}).get("metadata") or {}).get("account_id") or "")
-    account = Account.objects.filter(pk=account_id).first() if account_id.isdigit() else None
-    if account is not None:
-        mirrored = djstripe_models.Customer.sync_from_stripe_data(data, api_key=stripe_api_key())
-        djstripe_models.Customer.objects.filter(pk=mirrored.pk).update(subscriber=account)
-    return account
