@@ -33,10 +33,16 @@ from djstripe.settings import djstripe_settings
 
 from accounts.models import Account, AuditLog, Role, User
 from accounts.services import account_provision, audit_record, invitation_accept_as_new_user, invitation_create
-from billing import dunning, fraud_feed, ledger, services
-from billing.catalog_sync import catalog_sync_to_stripe
+from billing.dunning.cases import dunning_on_invoice_failed, dunning_on_invoice_paid
+from billing.ledger.push import ledger_entries_push_due
+from billing.ledger.rate import usage_periods_rate_closed
+from billing.ledger.settle import ledger_entries_mark_invoiced
+from billing.stripe.catalog import catalog_sync_to_stripe
 from billing.stripe.client import idempotent, stripe_api_key, stripe_client
-from billing.usage import add_months, usage_events_record
+from billing.stripe.fraud_events import invoice_paid_trust
+from billing.subscriptions.sync import invoice_refresh, subscription_refresh
+from billing.usage.ingest import usage_events_record
+from billing.usage.periods import add_months
 from fraud import demo as fraud_demo
 from plans.demo_catalog import catalog_seed_demo
 from plans.models import Entitlement, PlanPrice
@@ -162,7 +168,7 @@ class _Clock:
             },
             options=idempotent(f"demo:{self.clock.id}:subscription"),
         )
-        services.subscription_refresh(subscription_id=subscription.id)
+        subscription_refresh(subscription_id=subscription.id)
         self.settle()
         return subscription.id
 
@@ -191,13 +197,13 @@ class _Clock:
             if invoice.status == "draft" or (invoice.id, invoice.status) in self._settled:
                 continue
             self._settled.add((invoice.id, invoice.status))
-            services.invoice_refresh(invoice_id=invoice.id)
+            invoice_refresh(invoice_id=invoice.id)
             if invoice.status == "paid":
-                ledger.ledger_entries_mark_invoiced(invoice_id=invoice.id)
-                dunning.dunning_on_invoice_paid(invoice_id=invoice.id)
-                fraud_feed.invoice_paid_trust(invoice_id=invoice.id)
+                ledger_entries_mark_invoiced(invoice_id=invoice.id)
+                dunning_on_invoice_paid(invoice_id=invoice.id)
+                invoice_paid_trust(invoice_id=invoice.id)
             elif invoice.status == "open" and invoice.attempt_count:
-                dunning.dunning_on_invoice_failed(invoice_id=invoice.id)
+                dunning_on_invoice_failed(invoice_id=invoice.id)
 
 
 # --- Demo Shop -------------------------------------------------------------------------------------------------
@@ -221,8 +227,8 @@ def _seed_demo_shop(*, now: datetime, report: DemoReport) -> None:
             _report_usage(account, start=start, end=start + timedelta(days=25), used=used, key=f"p{k}")
             # The renewal at `end` (charged an hour later), then the finality window: beat rates and pushes.
             clock.advance(end + FINALITY_PASSED)
-            ledger.usage_periods_rate_closed(now=clock.now)
-            ledger.ledger_entries_push_due(now=clock.now)
+            usage_periods_rate_closed(now=clock.now)
+            ledger_entries_push_due(now=clock.now)
         clock.advance(now)
         start, end = add_months(anchor, SHOP_MONTHS), add_months(anchor, SHOP_MONTHS + 1)
         share = (now - start) / (end - start)

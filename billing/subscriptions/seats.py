@@ -15,8 +15,8 @@ from djstripe import models as djstripe_models
 from accounts.errors import DomainError
 from accounts.models import Account, Membership
 from accounts.services import audit_record, seats_in_use
-from billing import selectors
 from billing.stripe.client import idempotent, stripe_api_key, stripe_client
+from billing.subscriptions.selectors import subscription_summary
 from plans.models import PlanPrice
 
 
@@ -47,7 +47,7 @@ def subscription_sync_seats(*, account: Account, change_id: int) -> int | None:
     task repeats the same write and two different changes never collide. Returns the new quantity, or
     None when there is nothing to sync (no live subscription, or a flat-priced plan).
     """
-    summary = selectors.subscription_summary(account=account)
+    summary = subscription_summary(account=account)
     if summary is None or summary.status not in ("active", "trialing", "past_due") or summary.plan_price is None:
         return None
     if not summary.plan_price.plan.per_seat:

@@ -5,8 +5,8 @@ from django.core.management import call_command
 
 from accounts import services as accounts_services
 from accounts.models import Account
-from billing import services
 from billing.models import CheckoutAttempt
+from billing.subscriptions.checkout import checkout_completed, checkout_start
 from billing.subscriptions.seats import subscription_sync_seats
 from plans.models import Plan, PlanPrice
 from tests.factories import MembershipFactory
@@ -21,12 +21,12 @@ def per_seat_subscriber(sandbox, catalog, owner):
     Account.objects.filter(pk=owner.account.pk).update(trial_ends_at=None)  # charged at once, no trial
     owner.account.refresh_from_db()
     price = PlanPrice.objects.get(plan__code="pro", interval="month")
-    attempt = services.checkout_start(account=owner.account, actor=owner.user, plan_price=price)
+    attempt = checkout_start(account=owner.account, actor=owner.user, plan_price=price)
     reply = sandbox.request(
         "POST", f"/_sandbox/checkout/{attempt.stripe_session_id}/complete", {"card": "4242424242424242"}, api_key=None
     )
     assert reply.status == 200, reply.body
-    services.checkout_completed(session_id=attempt.stripe_session_id)  # what the webhook handler runs
+    checkout_completed(session_id=attempt.stripe_session_id)  # what the webhook handler runs
     return owner
 
 

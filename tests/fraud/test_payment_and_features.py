@@ -11,8 +11,8 @@ from django.utils import timezone
 from accounts.errors import NotAllowed
 from accounts.models import Account, AccountStatus
 from accounts.services import api_key_create, invitation_create
-from billing.fraud_feed import account_usage_burst_check
 from billing.models import UsageEvent, UsagePeriod
+from billing.usage.bursts import account_usage_burst_check
 from fraud.models import Decision, RiskAssessment
 from fraud.services import ChargeFacts, checkout_assess, payment_record_attempt
 from plans.models import PlanPrice

@@ -1,30 +1,15 @@
-"""Nightly reconciliation: does what Stripe invoiced match what Tollbooth decided?
-
-For a window (default: the last 40 days, so a monthly cycle and its late overage fit), the run
-1. refreshes Stripe's invoices and subscriptions into dj-stripe's mirror,
-2. per account: checks every pushed ledger entry against its invoice item (missing, duplicated, differing),
-   and every plan-fee line against the catalog (differing amount, the same period invoiced twice),
-3. looks for Stripe subscriptions that belong to no account, paying accounts with no subscription, and
-   accounts whose status disagrees with their subscription's.
-Each difference is a row of the run, shown in the admin. Self-healing only where safe: a stale mirror or
-status is re-synced from Stripe; a ledger line missing at Stripe is re-pushed through the ledger's
-idempotent path (which looks for the item before creating one). Nothing here ever creates a new charge.
-"""
+"""Reconciliation checks: ledger against invoice items, plan fees, statuses, orphans; each difference recorded."""
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable
-from datetime import datetime, timedelta
 
 import stripe
-from django.utils import timezone
 from djstripe import models as djstripe_models
 
 from accounts.models import Account, AccountStatus
-from billing import selectors, services
-from billing.ledger import ledger_entry_push
+from billing.ledger.push import ledger_entry_push
 from billing.models import (
     DifferenceKind,
     DunningCase,
@@ -32,63 +17,13 @@ from billing.models import (
     LedgerEntry,
     LedgerState,
     ReconciliationDifference,
-    ReconciliationRun,
 )
-from billing.stripe.client import stripe_api_key, stripe_client
 from billing.stripe.objects import stripe_id
+from billing.subscriptions.selectors import LIVE_STATUSES, subscription_current
+from billing.subscriptions.sync import ACCOUNT_STATUS_FOR_SUBSCRIPTION, subscription_refresh
 from plans.models import PlanPrice
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_WINDOW = timedelta(days=40)
-
-
-def reconciliation_run(*, window: timedelta = DEFAULT_WINDOW, progress: Callable[[int, int], None] | None = None):
-    """Run one reconciliation and return its `ReconciliationRun` (differences attached)."""
-    now = timezone.now()
-    run = ReconciliationRun.objects.create(window_start=now - window)
-    client = stripe_client()
-    invoices = _refresh_invoices(client, since=run.window_start)
-    subscriptions = _refresh_subscriptions(client)
-    run.invoices_checked = len(invoices)
-
-    by_customer: dict[str, list] = {}
-    for invoice in invoices:
-        by_customer.setdefault(invoice["customer"], []).append(invoice)
-    accounts = list(Account.objects.exclude(djstripe_customers=None).distinct().order_by("pk"))
-    for index, account in enumerate(accounts, start=1):
-        customer = selectors.customer_for_account(account=account)
-        _check_ledger(run, client, account, customer.id)
-        _check_plan_fees(run, account, by_customer.get(customer.id, []))
-        _check_status(run, client, account)
-        if progress:
-            progress(index, len(accounts))
-    run.accounts_checked = len(accounts)
-
-    _check_orphan_subscriptions(run, subscriptions)
-    _check_accounts_without_subscription(run)
-    run.differences_found = run.differences.count()
-    run.differences_healed = run.differences.filter(healed=True).count()
-    run.finished_at = timezone.now()
-    run.save()
-    return run
-
-
-def _refresh_invoices(client, *, since: datetime) -> list:
-    found = []
-    params = {"created": {"gte": int(since.timestamp())}, "limit": 100}
-    for invoice in client.v1.invoices.list(params=params).auto_paging_iter():
-        found.append(invoice)
-        try:
-            djstripe_models.Invoice.sync_from_stripe_data(invoice, api_key=stripe_api_key())
-        except Exception:  # a mirror that cannot sync one object must not stop the whole reconciliation
-            logger.exception("Could not mirror invoice %s", invoice["id"])
-    return found
-
-
-def _refresh_subscriptions(client) -> list:
-    found = list(client.v1.subscriptions.list(params={"status": "all", "limit": 100}).auto_paging_iter())
-    return found
 
 
 def _difference(run, account, kind, *, stripe_id="", expected="", actual="", details=None, healed=False):
@@ -104,7 +39,7 @@ def _difference(run, account, kind, *, stripe_id="", expected="", actual="", det
     )
 
 
-def _check_ledger(run, client, account: Account, customer_id: str) -> None:
+def check_ledger(run, client, account: Account, customer_id: str) -> None:
     entries = LedgerEntry.objects.filter(
         account=account, state__in=[LedgerState.PUSHED, LedgerState.INVOICED], pushed_at__gte=run.window_start
     )
@@ -178,7 +113,7 @@ def _is_plan_fee(line) -> bool:
     return parent.get("type") == "subscription_item_details" and not details.get("proration")
 
 
-def _check_plan_fees(run, account: Account, invoices: list) -> None:
+def check_plan_fees(run, account: Account, invoices: list) -> None:
     periods = Counter()
     for invoice in invoices:
         if invoice.get("status") not in ("open", "paid"):
@@ -218,7 +153,7 @@ def _check_plan_fees(run, account: Account, invoices: list) -> None:
 
 
 def _expected_status(account: Account, stripe_status: str) -> str | None:
-    expected = services.ACCOUNT_STATUS_FOR_SUBSCRIPTION.get(stripe_status)
+    expected = ACCOUNT_STATUS_FOR_SUBSCRIPTION.get(stripe_status)
     if (
         expected == AccountStatus.PAST_DUE
         and DunningCase.objects.filter(account=account, status=DunningStatus.SUSPENDED).exists()
@@ -227,12 +162,12 @@ def _expected_status(account: Account, stripe_status: str) -> str | None:
     return expected
 
 
-def _check_status(run, client, account: Account) -> None:
+def check_status(run, client, account: Account) -> None:
     """Compare the account's status with its subscription as Stripe has it now (not the mirror); heal by
     re-syncing, which is what the webhook would have done."""
     if account.status in (AccountStatus.BLOCKED, AccountStatus.CLOSED):
         return  # staff decisions, not Stripe's
-    subscription = selectors.subscription_current(account=account)
+    subscription = subscription_current(account=account)
     if subscription is None:
         return
     fresh = client.v1.subscriptions.retrieve(subscription.id)
@@ -240,7 +175,7 @@ def _check_status(run, client, account: Account) -> None:
     if not expected or account.status == expected:
         return
     actual = account.status
-    services.subscription_refresh(subscription_id=subscription.id)
+    subscription_refresh(subscription_id=subscription.id)
     account.refresh_from_db(fields=["status"])
     _difference(
         run,
@@ -254,7 +189,7 @@ def _check_status(run, client, account: Account) -> None:
     )
 
 
-def _check_orphan_subscriptions(run, subscriptions: list) -> None:
+def check_orphan_subscriptions(run, subscriptions: list) -> None:
     known = set(djstripe_models.Customer.objects.exclude(subscriber=None).values_list("id", flat=True))
     for subscription in subscriptions:
         if subscription["status"] in ("canceled", "incomplete_expired"):
@@ -269,10 +204,10 @@ def _check_orphan_subscriptions(run, subscriptions: list) -> None:
             )
 
 
-def _check_accounts_without_subscription(run) -> None:
+def check_accounts_without_subscription(run) -> None:
     for account in Account.objects.filter(status__in=[AccountStatus.ACTIVE, AccountStatus.PAST_DUE]):
-        subscription = selectors.subscription_current(account=account)
-        if subscription is None or subscription.stripe_data.get("status") not in selectors.LIVE_STATUSES:
+        subscription = subscription_current(account=account)
+        if subscription is None or subscription.stripe_data.get("status") not in LIVE_STATUSES:
             _difference(
                 run,
                 account,

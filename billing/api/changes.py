@@ -1,4 +1,4 @@
-"""Plan changes through the API: preview, change, cancel, reactivate (owners and admins)."""
+"""API: plan change preview and change, cancel, reactivate."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.api import StrictSerializer, caller_account, require_person
-from billing import plan_changes
+from billing.subscriptions import cancellation, changes
+from billing.subscriptions.changes import subscription_change_preview
 from plans.models import PlanPrice
 
 
@@ -50,7 +51,7 @@ class SubscriptionPreviewView(APIView):
         require_person(request)
         payload = PreviewInput(data=request.data)
         payload.is_valid(raise_exception=True)
-        preview = plan_changes.subscription_change_preview(
+        preview = subscription_change_preview(
             account=caller_account(request), actor=request.user, plan_price=payload.validated_data["plan_price_id"]
         )
         return Response(PreviewOutput(preview).data)
@@ -67,7 +68,7 @@ class SubscriptionChangeView(APIView):
         require_person(request)
         payload = ChangeInput(data=request.data)
         payload.is_valid(raise_exception=True)
-        result = plan_changes.subscription_change(
+        result = changes.subscription_change(
             account=caller_account(request), actor=request.user, token=payload.validated_data["token"]
         )
         if result["kind"] == "downgrade":
@@ -92,7 +93,7 @@ class SubscriptionCancelView(APIView):
     )
     def post(self, request):
         require_person(request)
-        return Response(plan_changes.subscription_cancel(account=caller_account(request), actor=request.user))
+        return Response(cancellation.subscription_cancel(account=caller_account(request), actor=request.user))
 
 
 class SubscriptionReactivateView(APIView):
@@ -104,4 +105,4 @@ class SubscriptionReactivateView(APIView):
     )
     def post(self, request):
         require_person(request)
-        return Response(plan_changes.subscription_reactivate(account=caller_account(request), actor=request.user))
+        return Response(cancellation.subscription_reactivate(account=caller_account(request), actor=request.user))

@@ -1,9 +1,8 @@
-"""dj-stripe webhook handlers: translate the event into an id and call one service.
+"""dj-stripe webhook receivers: translate the event into an id and call one service.
 
 dj-stripe has already verified the signature and stored the event (unique on its id, so a duplicate
-delivery never reaches here twice); handlers run inside that transaction, so an error rolls the event
-back and Stripe redelivers it.
-"""
+delivery never reaches here twice); receivers run inside that transaction, so an error rolls the event
+back and Stripe redelivers it."""
 
 from __future__ import annotations
 
@@ -14,7 +13,11 @@ from django.db import transaction
 from django.dispatch import receiver
 from djstripe.signals import WEBHOOK_SIGNALS
 
-from billing import dunning, fraud_feed, ledger, services
+from billing.dunning.cases import dunning_on_invoice_failed, dunning_on_invoice_paid, dunning_on_subscription_deleted
+from billing.ledger.settle import ledger_entries_mark_invoiced
+from billing.stripe.fraud_events import dispute_open, early_fraud_warning_handle, invoice_paid_trust
+from billing.subscriptions.checkout import checkout_completed
+from billing.subscriptions.sync import invoice_refresh, subscription_refresh
 
 logger = logging.getLogger(__name__)
 
@@ -25,56 +28,51 @@ def _object_id(event) -> str | None:
 
 @receiver(WEBHOOK_SIGNALS["checkout.session.completed"])
 def on_checkout_session_completed(sender, event, **kwargs):
-    services.checkout_completed(session_id=_object_id(event))
+    checkout_completed(session_id=_object_id(event))
 
 
 @receiver(WEBHOOK_SIGNALS["customer.subscription.created"])
 @receiver(WEBHOOK_SIGNALS["customer.subscription.updated"])
 @receiver(WEBHOOK_SIGNALS["customer.subscription.deleted"])
 def on_subscription_changed(sender, event, **kwargs):
-    services.subscription_refresh(subscription_id=_object_id(event))
+    subscription_refresh(subscription_id=_object_id(event))
 
 
 @receiver(WEBHOOK_SIGNALS["invoice.paid"])
 @receiver(WEBHOOK_SIGNALS["invoice.payment_failed"])
 def on_invoice_settled(sender, event, **kwargs):
-    services.invoice_refresh(invoice_id=_object_id(event))
+    invoice_refresh(invoice_id=_object_id(event))
 
 
 @receiver(WEBHOOK_SIGNALS["invoice.paid"])
 def on_invoice_paid_settle_ledger(sender, event, **kwargs):
-    ledger.ledger_entries_mark_invoiced(invoice_id=_object_id(event))
+    ledger_entries_mark_invoiced(invoice_id=_object_id(event))
 
 
 @receiver(WEBHOOK_SIGNALS["invoice.payment_failed"])
 def on_invoice_payment_failed_dunning(sender, event, **kwargs):
     # Connected after on_invoice_settled, so the account is already past_due when dunning opens its case.
-    dunning.dunning_on_invoice_failed(invoice_id=_object_id(event))
+    dunning_on_invoice_failed(invoice_id=_object_id(event))
 
 
 @receiver(WEBHOOK_SIGNALS["invoice.paid"])
 def on_invoice_paid_dunning(sender, event, **kwargs):
-    dunning.dunning_on_invoice_paid(invoice_id=_object_id(event))
+    dunning_on_invoice_paid(invoice_id=_object_id(event))
 
 
 @receiver(WEBHOOK_SIGNALS["customer.subscription.deleted"])
 def on_subscription_deleted_dunning(sender, event, **kwargs):
-    dunning.dunning_on_subscription_deleted(subscription_id=_object_id(event))
-
-
-# --- fraud's events: billing re-reads, fraud decides (connected last, as fraud's own handlers were) ----------
-# Disputes and early fraud warnings are handled at once (money is leaving); charge outcomes go to Celery after
-# commit.
+    dunning_on_subscription_deleted(subscription_id=_object_id(event))
 
 
 @receiver(WEBHOOK_SIGNALS["charge.dispute.created"])
 def on_dispute_created(sender, event, **kwargs):
-    fraud_feed.dispute_open(dispute_id=_object_id(event))
+    dispute_open(dispute_id=_object_id(event))
 
 
 @receiver(WEBHOOK_SIGNALS["radar.early_fraud_warning.created"])
 def on_early_fraud_warning(sender, event, **kwargs):
-    fraud_feed.early_fraud_warning_handle(warning_id=_object_id(event))
+    early_fraud_warning_handle(warning_id=_object_id(event))
 
 
 # charge.failed and charge.succeeded, not payment_intent.payment_failed: that is the same decline seen twice.
@@ -95,4 +93,4 @@ def on_setup_failed(sender, event, **kwargs):
 
 @receiver(WEBHOOK_SIGNALS["invoice.paid"])
 def on_invoice_paid_trust(sender, event, **kwargs):
-    fraud_feed.invoice_paid_trust(invoice_id=_object_id(event))
+    invoice_paid_trust(invoice_id=_object_id(event))

@@ -1,17 +1,4 @@
-"""Dunning: what happens between a failed renewal payment and either recovery or cancellation.
-
-- `invoice.payment_failed`: the account becomes past_due (from the subscription's status); a `DunningCase`
-  is opened for the invoice (unique: a duplicate webhook adds nothing) and the merchant is emailed a link to
-  fix the card. Stripe retries the payment on its own schedule.
-- A hard decline (stolen, lost, fraudulent card; the policy's list) skips the retries: the invoice's
-  automatic collection is turned off at Stripe, the account is suspended at once, and fraud gets a signal.
-- The grace period (policy, days) over and still unpaid: the account is suspended (agents can log in and
-  read; gated features are off), by the beat task `dunning_enforce_grace`.
-- Stripe's last retry failed: the subscription is canceled (the account stays suspended, data kept).
-- A payment at any point (Stripe's retry, or the merchant's new card): the case is recovered, the account is
-  active again (from the subscription's status), and the merchant is told.
-Every status move goes through `account_change_status` (locked, audited).
-"""
+"""Dunning cases: a failed renewal payment opens one; grace, suspension, and closing when paid."""
 
 from __future__ import annotations
 
@@ -23,12 +10,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.errors import DomainError
 from accounts.models import Account, AccountStatus
-from accounts.services import account_change_status, audit_record, require_manager
-from billing import selectors
+from accounts.services import account_change_status, audit_record
 from billing.models import DunningCase, DunningPolicy, DunningStatus
-from billing.renewals import notice_send, receipt_send
+from billing.notices.emails import notice_send, receipt_send
 from billing.stripe.client import idempotent, stripe_client
 from billing.stripe.objects import invoice_subscription_id, stripe_object_with_account
 from fraud.services import payment_hard_decline
@@ -180,9 +165,6 @@ def dunning_subscription_ended(*, account: Account, subscription_id: str) -> int
     return closed
 
 
-# --- entry points of the webhook handlers: re-read the object, find the account, act -------------------------
-
-
 def dunning_on_invoice_failed(*, invoice_id: str) -> DunningCase | None:
     invoice, account = stripe_object_with_account(stripe_client().v1.invoices, invoice_id)
     if account is None or invoice.get("status") != "open":
@@ -217,63 +199,3 @@ def _email_failed(account: Account, invoice, decline_code: str) -> None:
         action_path="/billing/fix-card/",
         action_label="Update your card",
     )
-
-
-# --- fixing the card -----------------------------------------------------------------------------------------
-
-
-def card_update_session(*, account: Account, actor) -> str:
-    """A setup-mode Checkout Session where the merchant enters a new card; returns its URL."""
-    require_manager(account=account, actor=actor)
-    customer = selectors.customer_for_account(account=account)
-    if customer is None:
-        raise DomainError("There is no card to update yet; choose a plan first.", code="no_customer")
-    attempt = audit_record(account=account, actor=actor, action="billing.card_update_started")
-    session = stripe_client().v1.checkout.sessions.create(
-        params={
-            "mode": "setup",
-            "customer": customer.id,
-            "currency": "usd",
-            "success_url": f"{settings.SITE_URL}/billing/?card=updated",
-            "cancel_url": f"{settings.SITE_URL}/billing/",
-            "metadata": {"account_id": str(account.pk), "purpose": "card_update"},
-        },
-        options=idempotent(f"card-update:{account.pk}:{attempt.pk}"),
-    )
-    return session.url
-
-
-def card_updated(*, account: Account, session) -> None:
-    """A setup session completed: make its card the default and pay what is overdue with it, now."""
-    setup_intent = session.get("setup_intent")
-    setup_intent = setup_intent if isinstance(setup_intent, str) else (setup_intent or {}).get("id")
-    if not setup_intent:
-        return
-    payment_method = stripe_client().v1.setup_intents.retrieve(setup_intent)["payment_method"]
-    payment_method = payment_method if isinstance(payment_method, str) else payment_method["id"]
-    customer_id = session["customer"]
-    stripe_client().v1.customers.update(
-        customer_id,
-        params={"invoice_settings": {"default_payment_method": payment_method}},
-        options=idempotent(f"card-update:{session['id']}:default"),
-    )
-    summary = selectors.subscription_summary(account=account)
-    if summary is not None:
-        stripe_client().v1.subscriptions.update(
-            summary.id,
-            params={"default_payment_method": payment_method},
-            options=idempotent(f"card-update:{session['id']}:subscription"),
-        )
-    audit_record(account=account, actor=None, action="billing.card_updated", after={"payment_method": payment_method})
-    for case in DunningCase.objects.filter(account=account, status__in=[DunningStatus.OPEN, DunningStatus.SUSPENDED]):
-        try:
-            stripe_client().v1.invoices.pay(
-                case.stripe_invoice_id,
-                params={"payment_method": payment_method},
-                options=idempotent(f"dunning:pay:{case.stripe_invoice_id}:{payment_method}"),
-            )
-        except stripe.CardError:
-            logger.info("The new card of account %s was declined too", account.pk)
-        except stripe.InvalidRequestError as error:
-            # Already paid (a Stripe retry won the race) or voided: nothing to collect.
-            logger.info("Invoice %s not payable: %s", case.stripe_invoice_id, error.user_message)

@@ -1,18 +1,4 @@
-"""The ledger: closed periods rated into entries, entries pushed to Stripe, paid invoices settling them.
-
-Exactly once, step by step:
-- Rating claims periods with a conditional UPDATE (open → rated) in the same transaction that writes
-  their entries; a crash rolls both back. The entry is unique on (account, period, kind).
-- A push claims the entry for a lease (conditional UPDATE, attempts + 1), creates the Stripe invoice item
-  with an idempotency key derived from the entry and the entry's id in its metadata, then records it.
-  A crash after Stripe answered leaves the entry `rated` with attempts > 0: the next push first looks
-  for an invoice item carrying the entry's id (Stripe forgets idempotency keys after 24 hours), and only
-  creates one when there is none.
-- Where the overage goes: a monthly plan's overage is an invoice item on the subscription, so it rides
-  on the next renewal invoice (the period's own renewal was finalized before the finality window ended).
-  An annual plan's monthly overage cannot wait up to a year: it gets its own invoice, created and
-  finalized at once (Stripe charges it).
-"""
+"""Push ledger entries to Stripe as invoice items, under keys derived from the entry; re-push."""
 
 from __future__ import annotations
 
@@ -20,104 +6,24 @@ import logging
 from datetime import datetime, timedelta
 
 import stripe
-from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.errors import Conflict
 from accounts.models import User
 from accounts.services import audit_record
-from billing import selectors
-from billing.models import LedgerEntry, LedgerKind, LedgerState, UsagePeriod, UsagePeriodState, UsageRollup
-from billing.rating import metered_entitlements, usage_rate
+from billing.models import LedgerEntry, LedgerState
 from billing.stripe.client import idempotent, stripe_client
-from billing.usage import finality_window
-from plans.models import PlanPrice
+from billing.subscriptions.selectors import customer_for_account
 
 logger = logging.getLogger(__name__)
 
-# One chunk is one transaction: claim up to this many periods, read their rollups, write their entries.
-# 1,000 keeps each transaction around a tenth of a second (so a late event waiting on a period's lock
-# waits little, and a crash redoes little) while 100,000 periods still take only 100 round trips.
-RATE_CHUNK_SIZE = 1000
 # A push holds its entry this long; a crashed push is retried by the next run after it.
 PUSH_LEASE = timedelta(minutes=10)
+
 # Stripe test mode takes about 25 writes/s per endpoint: one run pushes at most this many entries, and
 # the beat schedule runs often enough that a month's entries drain within the hour.
 PUSH_BATCH = 500
-
-
-# --- rating -----------------------------------------------------------------------------------------------
-
-
-def usage_periods_rate_closed(*, now: datetime | None = None, chunk_size: int = RATE_CHUNK_SIZE) -> int:
-    """Rate every period whose finality window has passed; return how many this call rated.
-
-    Two workers running this at once take disjoint chunks (FOR UPDATE SKIP LOCKED inside the claim),
-    and a period is only rated while it is still open, so none is rated twice.
-    """
-    now = now or timezone.now()
-    cutoff = now - finality_window()
-    plans: dict[int, tuple[PlanPrice, dict]] = {}
-    total = 0
-    while True:
-        rated = _rate_chunk(now=now, cutoff=cutoff, chunk_size=chunk_size, plans=plans)
-        total += rated
-        if rated < chunk_size:
-            return total
-
-
-def _rate_chunk(*, now, cutoff, chunk_size, plans) -> int:
-    table = UsagePeriod._meta.db_table
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            # The claim: open → rated, only for rows still open. Rows locked elsewhere (an ingest holding
-            # a period FOR SHARE, another worker's chunk) are skipped and picked up by a later run.
-            cursor.execute(
-                f"""
-                UPDATE {table} SET state = %s, rated_at = %s
-                WHERE id IN (
-                    SELECT id FROM {table} WHERE state = %s AND "end" <= %s
-                    ORDER BY "end", id LIMIT %s FOR UPDATE SKIP LOCKED
-                ) AND state = %s
-                RETURNING id, account_id, plan_price_id
-                """,  # noqa: S608
-                [UsagePeriodState.RATED, now, UsagePeriodState.OPEN, cutoff, chunk_size, UsagePeriodState.OPEN],
-            )
-            claimed = cursor.fetchall()
-        if not claimed:
-            return 0
-        used: dict[int, dict[str, int]] = {}
-        for period_id, metric, units in UsageRollup.objects.filter(
-            period_id__in=[row[0] for row in claimed]
-        ).values_list("period_id", "metric", "used"):
-            used.setdefault(period_id, {})[metric] = units
-        entries = []
-        for period_id, account_id, plan_price_id in claimed:
-            if plan_price_id not in plans:
-                plan_price = PlanPrice.objects.select_related("plan").get(pk=plan_price_id)
-                plans[plan_price_id] = (plan_price, metered_entitlements(plan_price=plan_price))
-            plan_price, metered = plans[plan_price_id]
-            rating = usage_rate(plan_price=plan_price, metered=metered, used=used.get(period_id, {}))
-            entries.append(
-                LedgerEntry(
-                    account_id=account_id,
-                    period_id=period_id,
-                    kind=LedgerKind.USAGE_OVERAGE,
-                    state=LedgerState.RATED if rating.amount_cents else LedgerState.NOTHING_DUE,
-                    plan_price_id=plan_price_id,
-                    currency=rating.currency,
-                    amount_cents=rating.amount_cents,
-                    lines=rating.lines_as_json(),
-                    created_at=now,
-                )
-            )
-        # The unique (account, period, kind) is the last word: an entry that somehow exists stays as it was.
-        LedgerEntry.objects.bulk_create(entries, ignore_conflicts=True, batch_size=chunk_size)
-    return len(claimed)
-
-
-# --- pushing to Stripe ----------------------------------------------------------------------------------------
 
 
 def ledger_entries_push_due(*, now: datetime | None = None, limit: int = PUSH_BATCH) -> int:
@@ -153,7 +59,7 @@ def ledger_entry_push(*, entry_id: int, now: datetime | None = None, ignore_leas
     if not claim.update(push_claimed_at=now, push_attempts=F("push_attempts") + 1):
         return None
     entry = LedgerEntry.objects.select_related("period", "account", "plan_price__plan").get(pk=entry_id)
-    customer = selectors.customer_for_account(account=entry.account)
+    customer = customer_for_account(account=entry.account)
     if customer is None:
         raise stripe.InvalidRequestError(f"Account {entry.account_id} has no Stripe customer.", param="customer")
     client = stripe_client()
@@ -269,42 +175,3 @@ def ledger_entry_repush(*, entry: LedgerEntry, actor: User) -> LedgerEntry:
         reason="Re-pushed from the admin",
     )
     return pushed or entry
-
-
-# --- paid invoices ------------------------------------------------------------------------------------------------
-
-
-def ledger_entries_mark_invoiced(*, invoice_id: str) -> int:
-    """An invoice was paid: the ledger entries it carries become invoiced. Re-reads the invoice from Stripe."""
-    client = stripe_client()
-    invoice = client.v1.invoices.retrieve(invoice_id)
-    if invoice.get("status") != "paid":
-        return 0
-    by_entry: dict[int, str] = {}
-    for line in client.v1.invoices.line_items.list(invoice_id, params={"limit": 100}).auto_paging_iter():
-        entry_id = (line.get("metadata") or {}).get("ledger_entry_id")
-        if entry_id and str(entry_id).isdigit():
-            parent = line.get("parent") or {}
-            details = parent.get("invoice_item_details") or {}
-            by_entry[int(entry_id)] = details.get("invoice_item") or line.get("invoice_item") or ""
-    marked = 0
-    now = timezone.now()
-    for entry_id, item_id in by_entry.items():
-        with transaction.atomic():
-            entry = (
-                LedgerEntry.objects.select_for_update()
-                .filter(pk=entry_id, state__in=[LedgerState.RATED, LedgerState.PUSHED])
-                .first()
-            )
-            if entry is None:
-                continue
-            entry.state = LedgerState.INVOICED
-            entry.stripe_invoice_id = invoice_id
-            entry.stripe_invoice_item_id = entry.stripe_invoice_item_id or item_id
-            entry.invoiced_at = now
-            entry.push_claimed_at = None
-            entry.save(
-                update_fields=["state", "stripe_invoice_id", "stripe_invoice_item_id", "invoiced_at", "push_claimed_at"]
-            )
-            marked += 1
-    return marked

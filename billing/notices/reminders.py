@@ -1,33 +1,24 @@
-"""Renewal reminders and the end of trials, run by Celery beat.
-
-- Annual subscriptions get an email 30 and 7 days before they renew; trials 7 days and 1 day before they
-  end. Each reminder is a `Reminder` row unique on (account, kind, date announced): the row and the email
-  are one transaction, so a reminder goes out exactly once however often the task runs (a failed send
-  rolls the row back and the next run tries again).
-- A trial that ends without a plan (the account is still `trialing`: choosing a plan makes it active)
-  suspends the account: its data is kept, gated features are off, and the pages show plan selection.
-"""
+"""Reminders before an annual renewal or a trial's end (each once), and trials that end without a plan."""
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
 
-from django.conf import settings
-from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.template.loader import render_to_string
 from django.utils import timezone
 
 from accounts.errors import DomainError
 from accounts.models import Account, AccountStatus
 from accounts.services import account_change_status
-from billing import selectors
-from billing.models import Receipt, Reminder, ReminderKind
+from billing.models import Reminder, ReminderKind
+from billing.notices.emails import notice_send
+from billing.subscriptions.selectors import subscription_summary
 
 logger = logging.getLogger(__name__)
 
 RENEWAL_REMINDERS = ((ReminderKind.RENEWAL_7, timedelta(days=7)), (ReminderKind.RENEWAL_30, timedelta(days=30)))
+
 TRIAL_REMINDERS = ((ReminderKind.TRIAL_1, timedelta(days=1)), (ReminderKind.TRIAL_7, timedelta(days=7)))
 
 
@@ -51,31 +42,12 @@ def _remind(account: Account, kind: str, about: datetime, context: dict) -> bool
     return True
 
 
-def notice_send(*, account: Account, subject: str, headline: str, body: str, action_path: str, action_label: str):
-    """One plain billing email (text and HTML) to the account's billing address."""
-    context = {
-        "account": account,
-        "site_url": settings.SITE_URL,
-        "headline": headline,
-        "body": body,
-        "action_path": action_path,
-        "action_label": action_label,
-    }
-    send_mail(
-        subject=subject,
-        message=render_to_string("emails/notice.txt", context),
-        html_message=render_to_string("emails/notice.html", context),
-        from_email=None,
-        recipient_list=[account.billing_email],
-    )
-
-
 def reminders_send_due(*, now: datetime | None = None) -> int:
     """Send every renewal and trial reminder that is due and not yet sent. Returns how many went out."""
     now = now or timezone.now()
     sent = 0
     for account in Account.objects.filter(status__in=[AccountStatus.ACTIVE, AccountStatus.PAST_DUE]).exclude(plan=None):
-        summary = selectors.subscription_summary(account=account)
+        summary = subscription_summary(account=account)
         if (
             summary is None
             or summary.plan_price is None
@@ -147,29 +119,3 @@ def trials_end_due(*, now: datetime | None = None) -> int:
         )
         ended += 1
     return ended
-
-
-def receipt_send(*, account: Account, invoice) -> bool:
-    """Email a receipt for a paid invoice with something paid, once per invoice."""
-    if not invoice.get("amount_paid"):
-        return False
-    amount = f"{invoice['amount_paid'] / 100:,.2f} {invoice['currency'].upper()}"
-    try:
-        with transaction.atomic():
-            Receipt.objects.create(
-                account=account,
-                stripe_invoice_id=invoice["id"],
-                amount_cents=invoice["amount_paid"],
-                currency=invoice["currency"],
-            )
-            notice_send(
-                account=account,
-                subject=f"Your Tollbooth receipt for {amount}",
-                headline=f"Thank you: we received {amount} (invoice {invoice.get('number') or invoice['id']}).",
-                body="The invoice and its PDF are on your billing page.",
-                action_path="/billing/",
-                action_label="See your invoices",
-            )
-    except IntegrityError:
-        return False
-    return True

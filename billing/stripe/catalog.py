@@ -1,9 +1,4 @@
-"""Push the plans catalog to Stripe as Products and Prices, idempotently, and mirror it with dj-stripe.
-
-A product's id is derived from the plan code, so a re-run finds it. A price is found by its lookup key;
-Stripe prices are immutable, so a changed amount creates a new price, moves the lookup key to it
-(`transfer_lookup_key`) and archives the old one.
-"""
+"""The plans catalog synced to Stripe Products and Prices, idempotently."""
 
 from __future__ import annotations
 

@@ -1,17 +1,4 @@
-"""Plan changes on a live subscription: preview, upgrade now, downgrade at period end, cancel, reactivate.
-
-Rules:
-- An upgrade (a higher-ranked plan, or monthly → annual) applies now: Stripe prorates to the second and the
-  proration is invoiced and charged at once. The merchant first sees a preview; confirming sends back the
-  preview's signed token, and the change is made with the preview's `proration_date`, so the invoice equals
-  the preview to the cent. A token whose prices have changed since (catalog re-synced, another change made)
-  is refused: the merchant previews again.
-- A downgrade (a lower-ranked plan, or annual → monthly) waits for the end of the period: the merchant keeps
-  what it paid for; a `ScheduledPlanChange` row is applied by Celery shortly before the period ends, with no
-  proration, so the renewal invoice is on the new price. A downgrade below the current seat count is refused.
-- Cancel sets `cancel_at_period_end`; reactivate clears it while the period lasts.
-Every change is one service here, checks the actor's role, and writes an audit row.
-"""
+"""Plan changes: preview (a signed token), upgrade now with proration, downgrade at the period's end."""
 
 from __future__ import annotations
 
@@ -24,23 +11,27 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.errors import Conflict, DomainError
-from accounts.models import Account, AuditLog
+from accounts.models import Account
 from accounts.services import audit_record, require_manager
-from billing import selectors
 from billing.models import PlanChangeStatus, ScheduledPlanChange
-from billing.services import plan_price_require_for_sale, subscription_refresh
 from billing.stripe.client import idempotent, stripe_client
 from billing.stripe.objects import stripe_id
+from billing.subscriptions.checkout import plan_price_require_for_sale
 from billing.subscriptions.seats import require_seats_fit, seat_quantity
+from billing.subscriptions.selectors import customer_for_account, subscription_summary
+from billing.subscriptions.sync import subscription_refresh
 from plans.models import PlanPrice
 
 logger = logging.getLogger(__name__)
 
 PREVIEW_SALT = "tollbooth.plan-change-preview"
+
 PREVIEW_LIFETIME = timedelta(minutes=30)
+
 # A scheduled downgrade is put on the Stripe subscription this long before the period ends: after the
 # renewal invoice is drafted (at the boundary) a price change would no longer reach it.
 DOWNGRADE_LEAD = timedelta(hours=1)
+
 CHANGEABLE_STATUSES = ("active", "trialing", "past_due")
 
 
@@ -64,7 +55,7 @@ class PlanChangePreview:
 
 
 @dataclass(frozen=True)
-class _Current:
+class SubscriptionState:
     subscription_id: str
     item_id: str
     quantity: int
@@ -75,15 +66,15 @@ class _Current:
     latest_invoice: str | None
 
 
-def _current(account: Account) -> _Current:
-    summary = selectors.subscription_summary(account=account)
+def subscription_state(account: Account) -> SubscriptionState:
+    summary = subscription_summary(account=account)
     if summary is None or summary.status not in CHANGEABLE_STATUSES:
         raise Conflict("There is no active subscription to change; choose a plan first.", code="no_subscription")
     if summary.plan_price is None:
         raise Conflict("This subscription's price isn't in the catalog; contact support.", code="unknown_price")
     data = stripe_client().v1.subscriptions.retrieve(summary.id)
     item = data["items"]["data"][0]
-    return _Current(
+    return SubscriptionState(
         subscription_id=summary.id,
         item_id=item["id"],
         quantity=item["quantity"] or 1,
@@ -109,7 +100,7 @@ def subscription_change_preview(*, account: Account, actor, plan_price: PlanPric
     """What moving to `plan_price` would cost now and at renewal, with a token to confirm it."""
     require_manager(account=account, actor=actor)
     plan_price_require_for_sale(plan_price)
-    current = _current(account)
+    current = subscription_state(account)
     kind = _kind(current.plan_price, plan_price)
     require_seats_fit(account=account, plan_price=plan_price)
     quantity = seat_quantity(account=account, plan_price=plan_price)
@@ -137,7 +128,7 @@ def subscription_change_preview(*, account: Account, actor, plan_price: PlanPric
         )
     preview = stripe_client().v1.invoices.create_preview(
         params={
-            "customer": selectors.customer_for_account(account=account).id,
+            "customer": customer_for_account(account=account).id,
             "subscription": current.subscription_id,
             "subscription_details": {
                 "items": [{"id": current.item_id, "price": plan_price.stripe_price_id, "quantity": quantity}],
@@ -168,7 +159,7 @@ def _is_proration(line) -> bool:
     return bool(details.get("proration") or line.get("proration"))
 
 
-def _sign(account, current: _Current, plan_price: PlanPrice, *, proration_date, amount=0) -> str:
+def _sign(account, current: SubscriptionState, plan_price: PlanPrice, *, proration_date, amount=0) -> str:
     return signing.dumps(
         {
             "a": account.pk,
@@ -200,7 +191,7 @@ def subscription_change(*, account: Account, actor, token: str) -> dict:
     if plan_price is None:
         raise DomainError("This plan no longer exists.", field="token", code="plan_unavailable")
     plan_price_require_for_sale(plan_price)
-    current = _current(account)
+    current = subscription_state(account)
     if (current.subscription_id, current.plan_price.stripe_price_id, plan_price.stripe_price_id) != (
         claim["s"],
         claim["f"],
@@ -216,7 +207,7 @@ def subscription_change(*, account: Account, actor, token: str) -> dict:
     return {"kind": kind, "invoice": _upgrade_now(account, actor, current, plan_price, claim)}
 
 
-def _upgrade_now(account, actor, current: _Current, plan_price: PlanPrice, claim: dict) -> dict:
+def _upgrade_now(account, actor, current: SubscriptionState, plan_price: PlanPrice, claim: dict) -> dict:
     quantity = seat_quantity(account=account, plan_price=plan_price)
     updated = stripe_client().v1.subscriptions.update(
         current.subscription_id,
@@ -235,7 +226,7 @@ def _upgrade_now(account, actor, current: _Current, plan_price: PlanPrice, claim
     if charged != claim["m"]:
         # The preview promised a figure; say loudly if Stripe charged another.
         logger.error("Upgrade of %s charged %s, preview said %s", account.pk, charged, claim["m"])
-    _withdraw_scheduled(account)
+    withdraw_scheduled(account)
     subscription_refresh(subscription_id=current.subscription_id)
     audit_record(
         account=account,
@@ -262,14 +253,14 @@ def _upgrade_now(account, actor, current: _Current, plan_price: PlanPrice, claim
     }
 
 
-def _withdraw_scheduled(account: Account) -> int:
+def withdraw_scheduled(account: Account) -> int:
     """A new change (upgrade, cancellation) supersedes a downgrade waiting for the period's end."""
     return ScheduledPlanChange.objects.filter(account=account, status=PlanChangeStatus.SCHEDULED).update(
         status=PlanChangeStatus.CANCELED
     )
 
 
-def _schedule_downgrade(account, actor, current: _Current, plan_price: PlanPrice) -> ScheduledPlanChange:
+def _schedule_downgrade(account, actor, current: SubscriptionState, plan_price: PlanPrice) -> ScheduledPlanChange:
     with transaction.atomic():
         ScheduledPlanChange.objects.select_for_update().filter(
             account=account, status=PlanChangeStatus.SCHEDULED
@@ -344,56 +335,3 @@ def scheduled_changes_apply_due(*, now: datetime | None = None, limit: int = 200
         )
         applied += 1
     return applied
-
-
-def _toggle_count(current: _Current) -> int:
-    """How often this subscription was cancelled or reactivated: names the next toggle for idempotency
-    (a cancel after a reactivation is a new write, not a replay of the first cancel)."""
-    return AuditLog.objects.filter(
-        target=f"subscription:{current.subscription_id}",
-        action__in=["subscription.cancel_scheduled", "subscription.reactivated"],
-    ).count()
-
-
-def subscription_cancel(*, account: Account, actor) -> dict:
-    """End the subscription at the end of the period (access stays until then)."""
-    require_manager(account=account, actor=actor)
-    current = _current(account)
-    if current.cancel_at_period_end:
-        raise Conflict("The subscription already ends at the end of this period.", code="already_canceling")
-    stripe_client().v1.subscriptions.update(
-        current.subscription_id,
-        params={"cancel_at_period_end": True},
-        options=idempotent(f"cancel:{current.subscription_id}:{_toggle_count(current)}"),
-    )
-    _withdraw_scheduled(account)
-    subscription_refresh(subscription_id=current.subscription_id)
-    audit_record(
-        account=account,
-        actor=actor,
-        action="subscription.cancel_scheduled",
-        target=f"subscription:{current.subscription_id}",
-        after={"ends_at": current.period_end.isoformat()},
-    )
-    return {"ends_at": current.period_end}
-
-
-def subscription_reactivate(*, account: Account, actor) -> dict:
-    """Undo a cancellation while the period lasts."""
-    require_manager(account=account, actor=actor)
-    current = _current(account)
-    if not current.cancel_at_period_end:
-        raise Conflict("The subscription isn't set to end; nothing to reactivate.", code="not_canceling")
-    stripe_client().v1.subscriptions.update(
-        current.subscription_id,
-        params={"cancel_at_period_end": False},
-        options=idempotent(f"reactivate:{current.subscription_id}:{_toggle_count(current)}"),
-    )
-    subscription_refresh(subscription_id=current.subscription_id)
-    audit_record(
-        account=account,
-        actor=actor,
-        action="subscription.reactivated",
-        target=f"subscription:{current.subscription_id}",
-    )
-    return {"renews_at": current.period_end}

@@ -1,20 +1,36 @@
-"""Reads for the usage page and GET /api/v1/usage: this period, its projection, the next plan up, past periods.
-
-Everything comes from the period rollups and the ledger, never from raw events.
-"""
+"""Reads of usage: per metric, the current period's summary and projection, past periods."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
 from accounts.models import Account
-from billing.models import LedgerEntry, UsagePeriod, UsagePeriodState
-from billing.rating import Rating, metered_entitlements, usage_rate
-from billing.usage import finality_window, usage_context
+from billing.models import LedgerEntry, UsageEvent, UsagePeriod, UsagePeriodState
+from billing.usage.periods import finality_window, usage_context
+from billing.usage.rating import Rating, metered_entitlements, usage_rate
 from plans.models import Plan, PlanPrice
+
+
+def usage_by_metric(*, account: Account, since) -> dict[str, int]:
+    """Units reported per metric since `since` (by when they occurred)."""
+    rows = (
+        UsageEvent.objects.filter(account=account, occurred_at__gte=since)
+        .values("metric")
+        .annotate(total=Sum("quantity"))
+    )
+    return {row["metric"]: int(row["total"] or 0) for row in rows}
+
+
+def accounts_with_recent_usage(*, since) -> QuerySet[Account]:
+    """Accounts with an open usage period: only they can have reported usage lately. (Events carry no index on
+    their time, so the scan goes by account, whose key prefix is indexed.)"""
+    ids = UsagePeriod.objects.filter(state=UsagePeriodState.OPEN, end__gte=since).values("account_id")
+    return Account.objects.filter(pk__in=ids)
+
 
 # Projections divide by at least this much elapsed time, so a period's first hours do not promise
 # absurd totals.

@@ -1,60 +1,20 @@
-"""What billing reads and hands to fraud: Stripe's charges, setup intents, invoices, disputes and early fraud
-warnings, re-read (never trusting the payload) with their account found; the account's usage and invoices.
-
-Fraud decides on these facts (`fraud.services`) and never imports billing.
-"""
+"""Fraud's Stripe events: re-read the charge, setup intent, invoice, dispute or warning, find the account,
+and hand fraud the facts (`fraud.services`); fraud never imports billing."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
 from accounts.models import Account
-from billing.models import UsageEvent, UsagePeriod, UsagePeriodState
-from billing.selectors import invoices_for_account
 from billing.stripe.client import idempotent, retrieve_or_none, stripe_client
 from billing.stripe.objects import stripe_object_with_account
+from billing.subscriptions.selectors import invoices_for_account
+from billing.usage.selectors import usage_by_metric
 from fraud import services as fraud
 
 EVIDENCE_USAGE_WINDOW = timedelta(days=90)
-
-
-def usage_by_metric(*, account: Account, since) -> dict[str, int]:
-    """Units reported per metric since `since` (by when they occurred)."""
-    rows = (
-        UsageEvent.objects.filter(account=account, occurred_at__gte=since)
-        .values("metric")
-        .annotate(total=Sum("quantity"))
-    )
-    return {row["metric"]: int(row["total"] or 0) for row in rows}
-
-
-def accounts_with_recent_usage(*, since) -> QuerySet[Account]:
-    """Accounts with an open usage period: only they can have reported usage lately. (Events carry no index on
-    their time, so the scan goes by account, whose key prefix is indexed.)"""
-    ids = UsagePeriod.objects.filter(state=UsagePeriodState.OPEN, end__gte=since).values("account_id")
-    return Account.objects.filter(pk__in=ids)
-
-
-def account_usage_burst_check(*, account: Account):
-    """Hand fraud the account's last day of usage; returns fraud's burst assessment, if one fired."""
-    if not fraud.usage_burst_due(account=account):
-        return None
-    usage = usage_by_metric(account=account, since=timezone.now() - fraud.BURST_WINDOW)
-    return fraud.usage_burst_check(account=account, usage_by_metric=usage)
-
-
-def usage_bursts_scan() -> int:
-    """Check every account that reported usage in the last day; returns how many were flagged."""
-    since = timezone.now() - fraud.BURST_WINDOW
-    flagged = 0
-    # 500 accounts a round trip: each check is a few small queries, and the iterator keeps memory flat.
-    for account in accounts_with_recent_usage(since=since).iterator(chunk_size=500):
-        if account_usage_burst_check(account=account) is not None:
-            flagged += 1
-    return flagged
 
 
 def _card(details: dict | None) -> dict:

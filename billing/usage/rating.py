@@ -1,8 +1,4 @@
-"""Rating: from a closed period's rollups and the plan it is rated on, the overage and its amount.
-
-Pure arithmetic on integers (cents), so the same inputs always give the same entry: the batch job and
-the usage page's projections call the same function.
-"""
+"""Rating: pure arithmetic from usage and the plan's metered entitlements to amounts in cents."""
 
 from __future__ import annotations
 

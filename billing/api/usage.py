@@ -1,4 +1,4 @@
-"""Billing API: subscription, invoices and checkout (owners and admins); usage reporting and the usage summary."""
+"""API: usage events (ingestion) and the usage summary."""
 
 from __future__ import annotations
 
@@ -8,126 +8,11 @@ from rest_framework.authentication import SessionAuthentication
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.api import StrictSerializer, caller_account, caller_membership, require_person
+from accounts.api import caller_account, caller_membership
 from accounts.authentication import ApiClient, ApiKeyAuthentication, PlatformClient, PlatformTokenAuthentication
-from accounts.http import client_country, client_ip
 from accounts.services import membership_is_manager
-from billing import selectors, services, usage, usage_selectors
-from plans.models import PlanPrice
-
-
-def require_billing_access(request):
-    """Billing is for owners and admins (and the account's own API keys may read it)."""
-    membership = caller_membership(request)
-    if membership is not None and not membership_is_manager(membership):
-        raise exceptions.PermissionDenied("Only the account's owners and admins see billing.", code="billing_only")
-
-
-class SubscriptionOutput(serializers.Serializer):
-    id = serializers.CharField()
-    status = serializers.CharField()
-    plan = serializers.CharField(source="plan_price.plan.code", allow_null=True, default=None)
-    plan_name = serializers.CharField(source="plan_price.plan.name", allow_null=True, default=None)
-    interval = serializers.CharField(source="plan_price.interval", allow_null=True, default=None)
-    amount_cents = serializers.IntegerField(source="plan_price.amount_cents", allow_null=True, default=None)
-    currency = serializers.CharField(source="plan_price.currency", allow_null=True, default=None)
-    quantity = serializers.IntegerField()
-    current_period_start = serializers.DateTimeField(allow_null=True)
-    current_period_end = serializers.DateTimeField(allow_null=True)
-    trial_end = serializers.DateTimeField(allow_null=True)
-    cancel_at_period_end = serializers.BooleanField()
-
-
-class SubscriptionEnvelope(serializers.Serializer):
-    account_status = serializers.CharField()
-    subscription = SubscriptionOutput(allow_null=True)
-
-
-class SubscriptionView(APIView):
-    @extend_schema(
-        operation_id="subscription_retrieve",
-        summary="The account's current subscription (or null)",
-        responses={200: SubscriptionEnvelope},
-    )
-    def get(self, request):
-        require_billing_access(request)
-        account = caller_account(request)
-        summary = selectors.subscription_summary(account=account)
-        return Response(SubscriptionEnvelope({"account_status": account.status, "subscription": summary}).data)
-
-
-class InvoiceOutput(serializers.Serializer):
-    id = serializers.CharField()
-    number = serializers.CharField(source="stripe_data.number", allow_null=True, default=None)
-    status = serializers.CharField(source="stripe_data.status", allow_null=True, default=None)
-    currency = serializers.CharField(source="stripe_data.currency")
-    amount_due_cents = serializers.IntegerField(source="stripe_data.amount_due")
-    amount_paid_cents = serializers.IntegerField(source="stripe_data.amount_paid")
-    created = serializers.DateTimeField()
-    hosted_invoice_url = serializers.CharField(source="stripe_data.hosted_invoice_url", allow_null=True, default=None)
-    invoice_pdf = serializers.CharField(source="stripe_data.invoice_pdf", allow_null=True, default=None)
-
-
-class InvoiceListView(APIView):
-    @extend_schema(
-        operation_id="invoices_list",
-        summary="The account's invoices, newest first",
-        responses={200: InvoiceOutput(many=True)},
-    )
-    def get(self, request):
-        require_billing_access(request)
-        account = caller_account(request)
-        return Response(InvoiceOutput(selectors.invoices_for_account(account=account), many=True).data)
-
-
-class CheckoutSessionInput(StrictSerializer):
-    plan_price_id = serializers.PrimaryKeyRelatedField(
-        queryset=PlanPrice.objects.select_related("plan"), help_text="A price id from GET /api/v1/plans."
-    )
-
-
-class CheckoutSessionOutput(serializers.Serializer):
-    id = serializers.CharField(source="stripe_session_id")
-    url = serializers.URLField()
-    expires_at = serializers.DateTimeField()
-
-
-class CheckoutSessionCreateView(APIView):
-    @extend_schema(
-        operation_id="checkout_sessions_create",
-        summary="Start Stripe Checkout for a plan; send the merchant to the returned URL",
-        request=CheckoutSessionInput,
-        responses={201: CheckoutSessionOutput},
-        examples=[
-            OpenApiExample("Choose Pro monthly", request_only=True, value={"plan_price_id": 5}),
-            OpenApiExample(
-                "Session",
-                response_only=True,
-                status_codes=["201"],
-                value={
-                    "id": "cs_test_a1b2",
-                    "url": "https://checkout.stripe.com/c/pay/cs_test_a1b2",
-                    "expires_at": "2026-11-24T10:30:00Z",
-                },
-            ),
-        ],
-    )
-    def post(self, request):
-        require_person(request)
-        account = caller_account(request)
-        payload = CheckoutSessionInput(data=request.data)
-        payload.is_valid(raise_exception=True)
-        attempt = services.checkout_start(
-            account=account,
-            actor=request.user,
-            plan_price=payload.validated_data["plan_price_id"],
-            ip=client_ip(request),
-            ip_country=client_country(request),
-        )
-        return Response(CheckoutSessionOutput(attempt).data, status=status.HTTP_201_CREATED)
-
-
-# --- usage ---------------------------------------------------------------------------------------------------
+from billing.usage.ingest import MAX_BATCH, MAX_KEY_LENGTH, MAX_QUANTITY, usage_events_record
+from billing.usage.selectors import usage_summary
 
 
 class UsageEventInput(serializers.Serializer):
@@ -135,13 +20,13 @@ class UsageEventInput(serializers.Serializer):
 
     account = serializers.IntegerField(required=False, help_text="Required with the platform token.")
     metric = serializers.CharField(help_text="A metered entitlement of the account's plan, e.g. tickets.")
-    quantity = serializers.IntegerField(min_value=1, max_value=usage.MAX_QUANTITY)
+    quantity = serializers.IntegerField(min_value=1, max_value=MAX_QUANTITY)
     occurred_at = serializers.DateTimeField(help_text="ISO 8601 with a time zone.")
-    idempotency_key = serializers.CharField(max_length=usage.MAX_KEY_LENGTH)
+    idempotency_key = serializers.CharField(max_length=MAX_KEY_LENGTH)
 
 
 class UsageEventBatchInput(serializers.Serializer):
-    events = UsageEventInput(many=True, max_length=usage.MAX_BATCH)
+    events = UsageEventInput(many=True, max_length=MAX_BATCH)
 
 
 class UsageEventErrorOutput(serializers.Serializer):
@@ -220,9 +105,9 @@ class UsageEventsView(APIView):
             events = data["events"]
             if not isinstance(events, list) or not events:
                 raise exceptions.ValidationError({"events": ["Send a list of 1 to 1,000 events."]}, code="invalid")
-            if len(events) > usage.MAX_BATCH:
+            if len(events) > MAX_BATCH:
                 raise exceptions.ValidationError(
-                    {"events": [f"A batch holds at most {usage.MAX_BATCH:,} events (this one has {len(events):,})."]},
+                    {"events": [f"A batch holds at most {MAX_BATCH:,} events (this one has {len(events):,})."]},
                     code="batch_too_large",
                 )
         elif isinstance(data, dict):
@@ -231,7 +116,7 @@ class UsageEventsView(APIView):
             raise exceptions.ValidationError(
                 {"non_field_errors": ["Send one event object, or {'events': [...]}."]}, code="invalid"
             )
-        outcome = usage.usage_events_record(events=events, caller_account=account)
+        outcome = usage_events_record(events=events, caller_account=account)
         body = {"results": outcome.results, "counts": outcome.counts}
         refused = outcome.counts["refused"]
         if not refused:
@@ -351,7 +236,7 @@ class UsageView(APIView):
         account = caller_account(request)
         membership = caller_membership(request)
         money_visible = membership is None or membership_is_manager(membership)
-        summary = usage_selectors.usage_summary(account=account)
+        summary = usage_summary(account=account)
         if summary is None:
             raise exceptions.NotFound("This account has no subscription yet, so no usage.", code="no_subscription")
         return Response(UsageOutput(usage_payload(summary, money_visible=money_visible)).data)

@@ -1,4 +1,4 @@
-"""Billing reads, scoped to one account. The mirror (dj-stripe) is read here, never in views."""
+"""Reads of the account's subscription, invoices and card, from dj-stripe's mirror."""
 
 from __future__ import annotations
 
