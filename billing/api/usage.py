@@ -16,7 +16,7 @@ from billing.usage.selectors import usage_summary
 
 
 class UsageEventInput(serializers.Serializer):
-    """The schema of one event (validation itself is per event, in billing/usage.py, for speed and per-index errors)."""
+    """The schema of one event (validation is per event, in billing/usage/ingest.py, for speed and per-index errors)."""
 
     account = serializers.IntegerField(required=False, help_text="Required with the platform token.")
     metric = serializers.CharField(help_text="A metered entitlement of the account's plan, e.g. tickets.")

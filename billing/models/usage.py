@@ -16,7 +16,7 @@ class UsagePeriod(models.Model):
     """One month of an account's usage, [start, end), anchored on its subscription's billing cycle anchor.
 
     Created by the first event booked to it. `plan_price` is the plan it is rated on: the highest-ranked
-    plan the account held while the period was open (an upgrade mid-period raises it; see billing/usage.py).
+    plan the account held while the period was open (an upgrade mid-period raises it; see billing/usage/periods.py).
     """
 
     account = models.ForeignKey("accounts.Account", on_delete=models.CASCADE, related_name="usage_periods")
