@@ -4,7 +4,7 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import Q
 
-from accounts import services, team
+from accounts import services
 from accounts.errors import DomainError
 from accounts.models import Account, AccountStatus, ApiKey, AuditLog, Invitation, Membership, User
 
@@ -184,11 +184,11 @@ class InvitationAdmin(admin.ModelAdmin):
 
     @admin.action(description="Resend selected invitations (audited)")
     def resend(self, request, queryset):
-        self._each(request, queryset, team.invitation_resend, "sent again")
+        self._each(request, queryset, services.invitation_resend, "sent again")
 
     @admin.action(description="Revoke selected invitations (audited)")
     def revoke(self, request, queryset):
-        self._each(request, queryset, team.invitation_revoke, "revoked")
+        self._each(request, queryset, services.invitation_revoke, "revoked")
 
 
 @admin.register(AuditLog)

@@ -9,7 +9,7 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts import selectors, services, team
+from accounts import selectors, services
 from accounts.authentication import ApiClient
 from accounts.decorators import request_membership
 from accounts.models import Account, ApiKey, Invitation, Membership
@@ -252,7 +252,7 @@ def _invitation_of_caller(request, invitation_id: int) -> Invitation:
 def _require_team_manager(request) -> None:
     require_person(request)
     membership = caller_membership(request)
-    if membership is None or membership.role not in services.MANAGER_ROLES:
+    if not services.membership_is_manager(membership):
         raise exceptions.PermissionDenied(
             "Only the account's owners and admins manage the team.", code="permission_denied"
         )
@@ -279,7 +279,7 @@ class MemberDetailView(APIView):
         membership = _member_of_caller(request, member_id)
         payload = MemberRoleInput(data=request.data)
         payload.is_valid(raise_exception=True)
-        membership = team.membership_change_role(
+        membership = services.membership_change_role(
             membership=membership, actor=request.user, role=payload.validated_data["role"]
         )
         return Response(MemberOutput(membership).data)
@@ -295,11 +295,11 @@ class MemberActionView(APIView):
         require_person(request)
         membership = _member_of_caller(request, member_id)
         if self.action_name == "deactivate":
-            membership = team.membership_deactivate(membership=membership, actor=request.user)
+            membership = services.membership_deactivate(membership=membership, actor=request.user)
         elif self.action_name == "reactivate":
-            membership = team.membership_reactivate(membership=membership, actor=request.user)
+            membership = services.membership_reactivate(membership=membership, actor=request.user)
         else:
-            membership = team.ownership_transfer(account=membership.account, actor=request.user, to=membership)
+            membership = services.ownership_transfer(account=membership.account, actor=request.user, to=membership)
         return Response(MemberOutput(membership).data)
 
 
@@ -328,7 +328,7 @@ class InvitationListView(APIView):
         require_person(request)
         payload = InvitationCreateInput(data=request.data)
         payload.is_valid(raise_exception=True)
-        invitation = team.invitation_create(
+        invitation = services.invitation_create(
             account=caller_account(request), actor=request.user, **payload.validated_data
         )
         return Response(InvitationOutput(invitation).data, status=status.HTTP_201_CREATED)
@@ -340,7 +340,7 @@ class InvitationDetailView(APIView):
     )
     def delete(self, request, invitation_id: int):
         require_person(request)
-        invitation = team.invitation_revoke(
+        invitation = services.invitation_revoke(
             invitation=_invitation_of_caller(request, invitation_id), actor=request.user
         )
         return Response(InvitationOutput(invitation).data)
@@ -355,7 +355,7 @@ class InvitationResendView(APIView):
     )
     def post(self, request, invitation_id: int):
         require_person(request)
-        invitation = team.invitation_resend(
+        invitation = services.invitation_resend(
             invitation=_invitation_of_caller(request, invitation_id), actor=request.user
         )
         return Response(InvitationOutput(invitation).data)

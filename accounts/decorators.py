@@ -3,9 +3,10 @@
 from functools import wraps
 
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 
 from accounts.selectors import membership_current
+from accounts.services import membership_is_manager
 
 CURRENT_ACCOUNT_SESSION_KEY = "tollbooth_account_id"  # set when a user joins another account
 
@@ -33,3 +34,19 @@ def account_required(view):
         return view(request, *args, **kwargs)
 
     return wrapper
+
+
+def manager_required(reason: str):
+    """The account's owners and admins only; anyone else gets the 403 page saying `reason`. Goes under
+    `account_required` (it reads `request.membership`)."""
+
+    def decorate(view):
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if not membership_is_manager(request.membership):
+                return render(request, "accounts/forbidden.html", {"reason": reason}, status=403)
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorate

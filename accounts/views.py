@@ -7,8 +7,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import selectors, services
-from accounts import team as team_services
-from accounts.decorators import CURRENT_ACCOUNT_SESSION_KEY, account_required, request_membership
+from accounts.decorators import CURRENT_ACCOUNT_SESSION_KEY, account_required, manager_required, request_membership
 from accounts.entitlements import request_entitlements
 from accounts.errors import DomainError
 from accounts.forms import AcceptInvitationForm, ApiKeyForm, InviteForm, OnboardingForm, RoleForm
@@ -53,7 +52,7 @@ def dashboard(request):
             "account": account,
             "membership": request.membership,
             "trial_days_left": selectors.trial_days_left(account=account),
-            "can_manage": request.membership.role in services.MANAGER_ROLES,
+            "can_manage": services.membership_is_manager(request.membership),
             "plan": request_entitlements(request, account).plan,
             "gated_features": GATED_FEATURES,
         },
@@ -67,12 +66,9 @@ GATED_FEATURES = list(FEATURE_LABELS.items())
 @account_required
 @feature_required("api_access")
 @require_http_methods(["GET", "POST"])
+@manager_required("Only owners and admins manage API keys.")
 def api_keys(request):
     account = request.account
-    if request.membership.role not in services.MANAGER_ROLES:
-        return render(
-            request, "accounts/forbidden.html", {"reason": "Only owners and admins manage API keys."}, status=403
-        )
     form = ApiKeyForm(request.POST or None)
     new_key = None
     if request.method == "POST" and form.is_valid():
@@ -122,9 +118,9 @@ def team(request):
             "members": selectors.members_of(account=account),
             "invitations": selectors.invitations_pending(account=account),
             "form": InviteForm(),
-            "can_manage": request.membership.role in services.MANAGER_ROLES,
+            "can_manage": services.membership_is_manager(request.membership),
             "is_owner": request.membership.role == "owner",
-            "seats_in_use": team_services.seats_in_use(account=account),
+            "seats_in_use": services.seats_in_use(account=account),
             "seat_limit": entitlements.seat_limit,
             "plan": entitlements.plan,
         },
@@ -153,7 +149,7 @@ def team_invite(request):
     email, role = form.cleaned_data["email"], form.cleaned_data["role"]
     return _team_action(
         request,
-        lambda: team_services.invitation_create(account=request.account, actor=request.user, email=email, role=role),
+        lambda: services.invitation_create(account=request.account, actor=request.user, email=email, role=role),
         f"Invitation sent to {email}.",
     )
 
@@ -177,7 +173,7 @@ def team_member_role(request, member_id: int):
     role = form.cleaned_data["role"]
     return _team_action(
         request,
-        lambda: team_services.membership_change_role(membership=membership, actor=request.user, role=role),
+        lambda: services.membership_change_role(membership=membership, actor=request.user, role=role),
         f"{membership.user.email} is now {role}.",
     )
 
@@ -188,7 +184,7 @@ def team_member_deactivate(request, member_id: int):
     membership = _member(request, member_id)
     return _team_action(
         request,
-        lambda: team_services.membership_deactivate(membership=membership, actor=request.user),
+        lambda: services.membership_deactivate(membership=membership, actor=request.user),
         f"{membership.user.email} no longer has access.",
     )
 
@@ -199,7 +195,7 @@ def team_member_reactivate(request, member_id: int):
     membership = _member(request, member_id)
     return _team_action(
         request,
-        lambda: team_services.membership_reactivate(membership=membership, actor=request.user),
+        lambda: services.membership_reactivate(membership=membership, actor=request.user),
         f"{membership.user.email} has access again.",
     )
 
@@ -210,7 +206,7 @@ def team_member_transfer(request, member_id: int):
     membership = _member(request, member_id)
     return _team_action(
         request,
-        lambda: team_services.ownership_transfer(account=request.account, actor=request.user, to=membership),
+        lambda: services.ownership_transfer(account=request.account, actor=request.user, to=membership),
         f"{membership.user.email} now owns the account.",
     )
 
@@ -221,7 +217,7 @@ def team_invitation_revoke(request, invitation_id: int):
     invitation = _invitation(request, invitation_id)
     return _team_action(
         request,
-        lambda: team_services.invitation_revoke(invitation=invitation, actor=request.user),
+        lambda: services.invitation_revoke(invitation=invitation, actor=request.user),
         f"Invitation to {invitation.email} withdrawn.",
     )
 
@@ -232,7 +228,7 @@ def team_invitation_resend(request, invitation_id: int):
     invitation = _invitation(request, invitation_id)
     return _team_action(
         request,
-        lambda: team_services.invitation_resend(invitation=invitation, actor=request.user),
+        lambda: services.invitation_resend(invitation=invitation, actor=request.user),
         f"Invitation sent again to {invitation.email}.",
     )
 
@@ -240,7 +236,7 @@ def team_invitation_resend(request, invitation_id: int):
 @require_http_methods(["GET", "POST"])
 def invitation_accept(request, token: str):
     try:
-        invitation = team_services.invitation_from_token(token)
+        invitation = services.invitation_from_token(token)
     except DomainError as error:
         return render(request, "accounts/invitation.html", {"error": error.message}, status=error.status_code)
     existing_user = User.objects.filter(email__iexact=invitation.email).first()
@@ -251,7 +247,7 @@ def invitation_accept(request, token: str):
             return render(request, "accounts/invitation.html", context, status=403)
         if request.method == "POST":
             try:
-                membership = team_services.invitation_accept(invitation=invitation, user=request.user)
+                membership = services.invitation_accept(invitation=invitation, user=request.user)
             except DomainError as error:
                 return render(request, "accounts/invitation.html", {"error": error.message}, status=error.status_code)
             request.session[CURRENT_ACCOUNT_SESSION_KEY] = membership.account_id
@@ -263,7 +259,7 @@ def invitation_accept(request, token: str):
     form = AcceptInvitationForm(request.POST or None, email=invitation.email)
     if request.method == "POST" and form.is_valid():
         try:
-            user = team_services.invitation_accept_as_new_user(
+            user = services.invitation_accept_as_new_user(
                 invitation=invitation, password=form.cleaned_data["password1"], full_name=form.cleaned_data["full_name"]
             )
         except DomainError as error:

@@ -1,0 +1,1 @@
+"""Benchmarks, and the generated fraud population they and the tests run."""

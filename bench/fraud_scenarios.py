@@ -29,7 +29,7 @@ def main() -> None:
 
     fresh_database()
     django_setup()
-    from fraud.scenarios import population_generate, population_run
+    from bench.fraud_population import population_generate, population_run
 
     report = population_run(population_generate(honest=args.honest, fraud_per_kind=args.fraud_per_kind, seed=args.seed))
     rows = [

@@ -3,7 +3,7 @@
     python -m bench.rating [--subscriptions 100000]
 
 Generates N accounts, one closed monthly period each (plans and intervals in turn) with rollups for
-tickets and automated resolutions, then times `ledger.usage_periods_rate_closed` (claims in chunks,
+tickets and automated resolutions, then times `ledger_rate.usage_periods_rate_closed` (claims in chunks,
 rates, writes one LedgerEntry per period) against one SQL aggregate computing the same totals, and checks
 that both agree to the cent. Prints a table.
 """
@@ -29,7 +29,8 @@ def main() -> None:
     from django.db import connection
 
     from accounts.models import Account
-    from billing import ledger
+    from billing.ledger import rate as ledger_rate
+    from billing.ledger.rate import RATE_CHUNK_SIZE
     from billing.models import LedgerEntry, UsagePeriod, UsageRollup
     from plans.models import PlanPrice
 
@@ -67,7 +68,7 @@ def main() -> None:
     setup_seconds = time.perf_counter() - started
 
     started = time.perf_counter()
-    rated = ledger.usage_periods_rate_closed(now=now)
+    rated = ledger_rate.usage_periods_rate_closed(now=now)
     rate_seconds = time.perf_counter() - started
     entries = LedgerEntry.objects.count()
     with connection.cursor() as cursor:
@@ -99,7 +100,7 @@ def main() -> None:
     )
     print(
         table(
-            f"Rating + ledger for {n:,} closed periods (chunks of {ledger.RATE_CHUNK_SIZE:,}), {os.cpu_count()} CPUs; "
+            f"Rating + ledger for {n:,} closed periods (chunks of {RATE_CHUNK_SIZE:,}), {os.cpu_count()} CPUs; "
             f"set-up {setup_seconds:.1f} s not counted",
             ["run", "seconds", "periods/s", "entries written", "charged periods", "total cents"],
             [

@@ -6,4 +6,9 @@ class BillingConfig(AppConfig):
     verbose_name = "Billing"
 
     def ready(self):
-        from billing import receivers, webhooks  # noqa: F401  (connect their signal receivers)
+        from billing import receivers  # noqa: F401  (connect its signal receivers)
+        from billing.stripe import fraud_events, webhooks  # noqa: F401  (connect the dj-stripe receivers)
+        from fraud.services import evidence_sender_register
+
+        # Fraud's admin submits dispute evidence; the Stripe call is billing's.
+        evidence_sender_register(fraud_events.dispute_evidence_send)

@@ -31,15 +31,19 @@ from django.utils import timezone
 from djstripe import models as djstripe_models
 from djstripe.settings import djstripe_settings
 
-from accounts import team
 from accounts.models import Account, AuditLog, Role, User
-from accounts.services import account_provision, audit_record
-from billing import dunning, ledger, services
-from billing.catalog_sync import catalog_sync_to_stripe
-from billing.stripe_api import idempotent, stripe_api_key, stripe_client
-from billing.usage import add_months, usage_events_record
+from accounts.services import account_provision, audit_record, invitation_accept_as_new_user, invitation_create
+from billing.dunning.cases import dunning_on_invoice_failed, dunning_on_invoice_paid
+from billing.ledger.push import ledger_entries_push_due
+from billing.ledger.rate import usage_periods_rate_closed
+from billing.ledger.settle import ledger_entries_mark_invoiced
+from billing.stripe.catalog import catalog_sync_to_stripe
+from billing.stripe.client import idempotent, stripe_api_key, stripe_client
+from billing.stripe.fraud_events import invoice_paid_trust
+from billing.subscriptions.sync import invoice_refresh, subscription_refresh
+from billing.usage.ingest import usage_events_record
+from billing.usage.periods import add_months
 from fraud import demo as fraud_demo
-from fraud.services import stripe_events as fraud_stripe_events
 from plans.demo_catalog import catalog_seed_demo
 from plans.models import Entitlement, PlanPrice
 
@@ -164,7 +168,7 @@ class _Clock:
             },
             options=idempotent(f"demo:{self.clock.id}:subscription"),
         )
-        services.subscription_refresh(subscription_id=subscription.id)
+        subscription_refresh(subscription_id=subscription.id)
         self.settle()
         return subscription.id
 
@@ -193,13 +197,13 @@ class _Clock:
             if invoice.status == "draft" or (invoice.id, invoice.status) in self._settled:
                 continue
             self._settled.add((invoice.id, invoice.status))
-            services.invoice_refresh(invoice_id=invoice.id)
+            invoice_refresh(invoice_id=invoice.id)
             if invoice.status == "paid":
-                ledger.ledger_entries_mark_invoiced(invoice_id=invoice.id)
-                dunning.dunning_on_invoice_paid(invoice_id=invoice.id)
-                fraud_stripe_events.invoice_paid_trust(invoice_id=invoice.id)
+                ledger_entries_mark_invoiced(invoice_id=invoice.id)
+                dunning_on_invoice_paid(invoice_id=invoice.id)
+                invoice_paid_trust(invoice_id=invoice.id)
             elif invoice.status == "open" and invoice.attempt_count:
-                dunning.dunning_on_invoice_failed(invoice_id=invoice.id)
+                dunning_on_invoice_failed(invoice_id=invoice.id)
 
 
 # --- Demo Shop -------------------------------------------------------------------------------------------------
@@ -223,17 +227,17 @@ def _seed_demo_shop(*, now: datetime, report: DemoReport) -> None:
             _report_usage(account, start=start, end=start + timedelta(days=25), used=used, key=f"p{k}")
             # The renewal at `end` (charged an hour later), then the finality window: beat rates and pushes.
             clock.advance(end + FINALITY_PASSED)
-            ledger.usage_periods_rate_closed(now=clock.now)
-            ledger.ledger_entries_push_due(now=clock.now)
+            usage_periods_rate_closed(now=clock.now)
+            ledger_entries_push_due(now=clock.now)
         clock.advance(now)
         start, end = add_months(anchor, SHOP_MONTHS), add_months(anchor, SHOP_MONTHS + 1)
         share = (now - start) / (end - start)
         used = {metric: math.floor(included[metric] * share * pace) for metric, pace in SHOP_PACE.items()}
         _report_usage(account, start=start, end=now, used=used, key="current")
         for email, name in DEMO_AGENTS:
-            invitation = team.invitation_create(account=account, actor=owner, email=email, role=Role.AGENT)
-            team.invitation_accept_as_new_user(invitation=invitation, password=DEMO_AGENT_PASSWORD, full_name=name)
-        team.invitation_create(account=account, actor=owner, email=DEMO_PENDING_INVITATION, role=Role.AGENT)
+            invitation = invitation_create(account=account, actor=owner, email=email, role=Role.AGENT)
+            invitation_accept_as_new_user(invitation=invitation, password=DEMO_AGENT_PASSWORD, full_name=name)
+        invitation_create(account=account, actor=owner, email=DEMO_PENDING_INVITATION, role=Role.AGENT)
         audit_record(account=account, actor=None, action=DEMO_SEEDED, target=SHOP_MARKER)
 
 

@@ -3,7 +3,15 @@
 from celery import shared_task
 
 from accounts.models import Account
-from billing import dunning, plan_changes, reconciliation, renewals, services
+from billing.dunning import cases as dunning_cases
+from billing.ledger.push import ledger_entries_push_due
+from billing.notices.reminders import reminders_send_due, trials_end_due
+from billing.reconciliation.run import reconciliation_run
+from billing.stripe.customers import customer_ensure
+from billing.stripe.fraud_events import charge_assess, setup_failure_assess
+from billing.subscriptions import seats
+from billing.subscriptions.changes import scheduled_changes_apply_due
+from billing.usage.bursts import usage_bursts_scan
 
 
 @shared_task(
@@ -15,7 +23,7 @@ def ensure_stripe_customer(account_id: int) -> None:
     account = Account.objects.filter(pk=account_id).first()
     if account is None:
         return
-    services.customer_ensure(account=account)
+    customer_ensure(account=account)
 
 
 @shared_task(
@@ -26,16 +34,16 @@ def sync_seat_quantity(account_id: int, change_id: int) -> None:
     account = Account.objects.filter(pk=account_id).first()
     if account is None:
         return
-    services.subscription_sync_seats(account=account, change_id=change_id)
+    seats.subscription_sync_seats(account=account, change_id=change_id)
 
 
 @shared_task(name="billing.rate_closed_usage_periods", acks_late=True)
 def rate_closed_usage_periods() -> int:
     # Beat runs this every few minutes. Redelivery is harmless: periods are claimed open → rated in the
     # transaction that writes their ledger entries. The push follows once the rating has committed.
-    from billing import ledger
+    from billing.ledger.rate import usage_periods_rate_closed
 
-    rated = ledger.usage_periods_rate_closed()
+    rated = usage_periods_rate_closed()
     push_ledger_entries.delay()
     return rated
 
@@ -44,36 +52,51 @@ def rate_closed_usage_periods() -> int:
 def push_ledger_entries() -> int:
     # Each entry is claimed for a lease before its Stripe write, which carries the entry's idempotency
     # key and is looked up by metadata on a retry: running this twice, or after a crash, bills once.
-    from billing import ledger
-
-    return ledger.ledger_entries_push_due()
+    return ledger_entries_push_due()
 
 
 @shared_task(name="billing.apply_due_plan_changes", acks_late=True)
 def apply_due_plan_changes() -> None:
     # Each change is claimed with a conditional UPDATE and written with a key of its own: overlapping runs
     # and redeliveries are harmless.
-    plan_changes.scheduled_changes_apply_due()
+    scheduled_changes_apply_due()
 
 
 @shared_task(name="billing.send_reminders")
 def send_reminders() -> None:
     # Exactly once per reminder by a unique row; running hourly only bounds how late one can be.
-    renewals.reminders_send_due()
+    reminders_send_due()
 
 
 @shared_task(name="billing.end_trials")
 def end_trials() -> None:
-    renewals.trials_end_due()
+    trials_end_due()
 
 
 @shared_task(name="billing.dunning_enforce_grace")
 def dunning_enforce_grace() -> None:
     # Suspensions are audited status moves that skip accounts already moved: re-runs are harmless.
-    dunning.dunning_enforce_grace()
+    dunning_cases.dunning_enforce_grace()
 
 
 @shared_task(name="billing.reconcile")
 def reconcile() -> None:
     # Read-mostly; its only writes are idempotent re-syncs and re-pushes, so a rerun is harmless.
-    reconciliation.reconciliation_run()
+    reconciliation_run()
+
+
+# Fraud's checks that start from what billing reads (Stripe's objects, usage). They keep their `fraud.` names:
+# beat schedules and queued messages name them.
+@shared_task(name="fraud.assess_charge", autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5)
+def assess_charge(charge_id: str) -> None:
+    charge_assess(charge_id=charge_id)
+
+
+@shared_task(name="fraud.assess_setup_failure", autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5)
+def assess_setup_failure(setup_intent_id: str) -> None:
+    setup_failure_assess(setup_intent_id=setup_intent_id)
+
+
+@shared_task(name="fraud.scan_usage_bursts")
+def scan_usage_bursts() -> None:
+    usage_bursts_scan()

@@ -10,22 +10,29 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from accounts.decorators import account_required, request_membership
+from accounts.decorators import account_required, manager_required, request_membership
 from accounts.errors import DomainError
 from accounts.http import client_country, client_ip
-from accounts.services import MANAGER_ROLES
-from billing import dunning, plan_changes, selectors, services
-from billing.stripe_api import stripe_client
+from accounts.services import membership_is_manager
+from billing.dunning.card import card_update_session
+from billing.stripe.client import stripe_client
+from billing.subscriptions import cancellation, checkout
+from billing.subscriptions.changes import subscription_change, subscription_change_preview
+from billing.subscriptions.selectors import (
+    LIVE_STATUSES,
+    customer_for_account,
+    default_card,
+    invoices_for_account,
+    subscription_summary,
+)
 from plans.models import BillingInterval, PlanPrice
 from plans.selectors import annual_saving_cents, plans_public
 
 logger = logging.getLogger(__name__)
 
 
-def _forbidden(request):
-    return render(
-        request, "accounts/forbidden.html", {"reason": "Only the account's owners and admins see billing."}, status=403
-    )
+# Billing pages are for the account's owners and admins.
+billing_managers_only = manager_required("Only the account's owners and admins see billing.")
 
 
 def pricing(request):
@@ -33,7 +40,7 @@ def pricing(request):
     if interval not in BillingInterval.values:
         interval = BillingInterval.MONTH
     membership = request_membership(request) if request.user.is_authenticated else None
-    summary = selectors.subscription_summary(account=membership.account) if membership else None
+    summary = subscription_summary(account=membership.account) if membership else None
     plans = []
     for plan in plans_public():
         price = next((p for p in plan.prices.all() if p.interval == interval and p.currency == "usd"), None)
@@ -55,26 +62,25 @@ def pricing(request):
             "plans": plans,
             "interval": interval,
             "membership": membership,
-            "can_buy": bool(membership and membership.role in MANAGER_ROLES),
-            "subscribed": bool(summary and summary.status in selectors.LIVE_STATUSES),
+            "can_buy": membership_is_manager(membership),
+            "subscribed": bool(summary and summary.status in LIVE_STATUSES),
         },
     )
 
 
 @account_required
+@billing_managers_only
 def billing(request):
-    if request.membership.role not in MANAGER_ROLES:
-        return _forbidden(request)
     account = request.account
-    summary = selectors.subscription_summary(account=account)
+    summary = subscription_summary(account=account)
     return render(
         request,
         "billing/billing.html",
         {
             "account": account,
             "subscription": summary,
-            "card": selectors.default_card(account=account),
-            "invoices": selectors.invoices_for_account(account=account),
+            "card": default_card(account=account),
+            "invoices": invoices_for_account(account=account),
             "upcoming": _upcoming_invoice(account, summary),
             "renewal_soon": _annual_renewal_within(summary, days=30),
         },
@@ -93,7 +99,7 @@ def _upcoming_invoice(account, summary):
     """Stripe's preview of the next invoice, or None when there is nothing to preview or Stripe is away."""
     if summary is None or summary.status not in ("active", "trialing", "past_due"):
         return None
-    customer = selectors.customer_for_account(account=account)
+    customer = customer_for_account(account=account)
     try:
         preview = stripe_client().v1.invoices.create_preview(
             params={"customer": customer.id, "subscription": summary.id}
@@ -110,9 +116,8 @@ def _upcoming_invoice(account, summary):
 
 @account_required
 @require_POST
+@billing_managers_only
 def checkout_start(request):
-    if request.membership.role not in MANAGER_ROLES:
-        return _forbidden(request)
     price = (
         PlanPrice.objects.select_related("plan").filter(pk=request.POST.get("plan_price") or 0).first()
         if str(request.POST.get("plan_price", "")).isdigit()
@@ -122,7 +127,7 @@ def checkout_start(request):
         messages.error(request, "Choose a plan first.")
         return redirect("pricing")
     try:
-        attempt = services.checkout_start(
+        attempt = checkout.checkout_start(
             account=request.account,
             actor=request.user,
             plan_price=price,
@@ -141,7 +146,7 @@ def checkout_start(request):
 
 @account_required
 def checkout_success(request):
-    summary = selectors.subscription_summary(account=request.account)
+    summary = subscription_summary(account=request.account)
     return render(
         request, "billing/checkout_done.html", {"summary": summary, "outcome": "success", "waiting": summary is None}
     )
@@ -155,11 +160,11 @@ def checkout_cancelled(request):
 @account_required
 def usage(request):
     """This period's usage against the plan; owners and admins also see money, agents only units."""
-    from billing.api import usage_payload
-    from billing.usage_selectors import usage_summary
+    from billing.api.usage import usage_payload
+    from billing.usage.selectors import usage_summary
 
     summary = usage_summary(account=request.account)
-    money_visible = request.membership.role in MANAGER_ROLES
+    money_visible = membership_is_manager(request.membership)
     return render(
         request,
         "billing/usage.html",
@@ -175,13 +180,12 @@ def usage(request):
 
 
 @account_required
+@billing_managers_only
 def plan_change(request):
     """GET: the preview of moving to ?plan_price=; POST: confirm it with the preview's token."""
-    if request.membership.role not in MANAGER_ROLES:
-        return _forbidden(request)
     if request.method == "POST":
         try:
-            result = plan_changes.subscription_change(
+            result = subscription_change(
                 account=request.account, actor=request.user, token=request.POST.get("token", "")
             )
         except DomainError as error:
@@ -198,9 +202,7 @@ def plan_change(request):
         messages.error(request, "Choose a plan first.")
         return redirect("pricing")
     try:
-        preview = plan_changes.subscription_change_preview(
-            account=request.account, actor=request.user, plan_price=price
-        )
+        preview = subscription_change_preview(account=request.account, actor=request.user, plan_price=price)
     except DomainError as error:
         messages.error(request, error.message)
         return redirect("pricing")
@@ -213,11 +215,10 @@ def _int(value) -> int:
 
 @account_required
 @require_POST
+@billing_managers_only
 def subscription_cancel(request):
-    if request.membership.role not in MANAGER_ROLES:
-        return _forbidden(request)
     try:
-        result = plan_changes.subscription_cancel(account=request.account, actor=request.user)
+        result = cancellation.subscription_cancel(account=request.account, actor=request.user)
     except DomainError as error:
         messages.error(request, error.message)
     else:
@@ -229,11 +230,10 @@ def subscription_cancel(request):
 
 @account_required
 @require_POST
+@billing_managers_only
 def subscription_reactivate(request):
-    if request.membership.role not in MANAGER_ROLES:
-        return _forbidden(request)
     try:
-        plan_changes.subscription_reactivate(account=request.account, actor=request.user)
+        cancellation.subscription_reactivate(account=request.account, actor=request.user)
     except DomainError as error:
         messages.error(request, error.message)
     else:
@@ -242,12 +242,11 @@ def subscription_reactivate(request):
 
 
 @account_required
+@billing_managers_only
 def fix_card(request):
     """The link of the failed-payment email: a setup-mode Checkout page for a new card (owners and admins)."""
-    if request.membership.role not in MANAGER_ROLES:
-        return _forbidden(request)
     try:
-        return redirect(dunning.card_update_session(account=request.account, actor=request.user))
+        return redirect(card_update_session(account=request.account, actor=request.user))
     except DomainError as error:
         messages.error(request, error.message)
     except stripe.StripeError:

@@ -8,9 +8,17 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 from accounts import api as accounts_api
 from accounts import views as accounts_views
 from accounts.api_errors import api_not_found
-from billing import api as billing_api
-from billing import subscription_api
 from billing import views as billing_views
+from billing.api.changes import (
+    SubscriptionCancelView,
+    SubscriptionChangeView,
+    SubscriptionPreviewView,
+    SubscriptionReactivateView,
+)
+from billing.api.checkout import CheckoutSessionCreateView
+from billing.api.invoices import InvoiceListView
+from billing.api.subscription import SubscriptionView
+from billing.api.usage import UsageEventsView, UsageView
 from plans import api as plans_api
 
 api_v1 = [
@@ -43,19 +51,19 @@ api_v1 = [
         name="api-invitation-resend",
     ),
     path("plans", plans_api.PlanListView.as_view(), name="api-plans"),
-    path("subscription", billing_api.SubscriptionView.as_view(), name="api-subscription"),
-    path("subscription/preview", subscription_api.SubscriptionPreviewView.as_view(), name="api-subscription-preview"),
-    path("subscription/change", subscription_api.SubscriptionChangeView.as_view(), name="api-subscription-change"),
-    path("subscription/cancel", subscription_api.SubscriptionCancelView.as_view(), name="api-subscription-cancel"),
+    path("subscription", SubscriptionView.as_view(), name="api-subscription"),
+    path("subscription/preview", SubscriptionPreviewView.as_view(), name="api-subscription-preview"),
+    path("subscription/change", SubscriptionChangeView.as_view(), name="api-subscription-change"),
+    path("subscription/cancel", SubscriptionCancelView.as_view(), name="api-subscription-cancel"),
     path(
         "subscription/reactivate",
-        subscription_api.SubscriptionReactivateView.as_view(),
+        SubscriptionReactivateView.as_view(),
         name="api-subscription-reactivate",
     ),
-    path("checkout-sessions", billing_api.CheckoutSessionCreateView.as_view(), name="api-checkout-sessions"),
-    path("invoices", billing_api.InvoiceListView.as_view(), name="api-invoices"),
-    path("usage-events", billing_api.UsageEventsView.as_view(), name="api-usage-events"),
-    path("usage", billing_api.UsageView.as_view(), name="api-usage"),
+    path("checkout-sessions", CheckoutSessionCreateView.as_view(), name="api-checkout-sessions"),
+    path("invoices", InvoiceListView.as_view(), name="api-invoices"),
+    path("usage-events", UsageEventsView.as_view(), name="api-usage-events"),
+    path("usage", UsageView.as_view(), name="api-usage"),
 ]
 
 urlpatterns = [

@@ -19,8 +19,7 @@ from fraud import selectors
 from fraud.blocklist import blocklist_value_normalize
 from fraud.models import BlocklistEntry, DisputeCase, RiskAssessment, RiskSignal, Rule
 from fraud.rules import RULE_KINDS, ParameterError, rule_parameters_validate
-from fraud.services import assessment_approve, assessment_block, is_fraud_staff
-from fraud.services.stripe_events import dispute_submit_evidence
+from fraud.services import assessment_approve, assessment_block, dispute_submit_evidence, is_fraud_staff
 
 
 class FraudStaffOnly:

@@ -6,4 +6,4 @@ class FraudConfig(AppConfig):
     verbose_name = "Fraud"
 
     def ready(self):
-        from fraud import receivers, webhooks  # noqa: F401  (connect their signal receivers)
+        from fraud import receivers  # noqa: F401  (connect its signal receivers)

@@ -6,9 +6,11 @@ review hold itself does not depend on them: the signup form sets it on the user,
 
 import functools
 import logging
+from functools import partial
 
 from allauth.account.signals import user_signed_up
 from django.contrib.auth.signals import user_logged_in
+from django.db import transaction
 from django.dispatch import receiver
 
 from accounts.http import client_ip
@@ -16,6 +18,7 @@ from accounts.models import Account, Membership
 from accounts.services import audit_record
 from accounts.signals import account_provisioned
 from fraud.services import signup_link_account, signup_link_user
+from fraud.tasks import recheck_signup
 
 logger = logging.getLogger("fraud")
 
@@ -35,7 +38,10 @@ def _never_fails(receiver_function):
 @receiver(user_signed_up)
 @_never_fails
 def link_signup_to_user(sender, request, user, **kwargs):
-    signup_link_user(user=user)
+    assessment = signup_link_user(user=user)
+    if assessment is not None:
+        # The deeper checks run in Celery once the signup has committed.
+        transaction.on_commit(partial(recheck_signup.delay, assessment.pk))
 
 
 @receiver(account_provisioned)

@@ -1,37 +1,16 @@
-"""Reads for fraud: usage (billing's events, read-only), an account's story, the review queue."""
+"""Reads for fraud: an account's story, the review queue. (Usage is billing's: billing reads it and passes it in.)"""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from accounts.models import Account, AuditLog
+from accounts.models import AuditLog
 from fraud.models import Decision, RiskAssessment
 
 DAYS_PER_PERIOD = 30  # a plan's included units are per monthly period; a day's share is 1/30 of them
-
-
-def usage_by_metric(*, account: Account, since) -> dict[str, int]:
-    """Units reported per metric since `since` (by when they occurred). Reads billing's events, never writes."""
-    from billing.models import UsageEvent
-
-    rows = (
-        UsageEvent.objects.filter(account=account, occurred_at__gte=since)
-        .values("metric")
-        .annotate(total=Sum("quantity"))
-    )
-    return {row["metric"]: int(row["total"] or 0) for row in rows}
-
-
-def accounts_with_recent_usage(*, since) -> QuerySet[Account]:
-    """Accounts with an open usage period: only they can have reported usage lately. (Events carry no index on
-    their time, so the scan goes by account, whose key prefix is indexed.)"""
-    from billing.models import UsagePeriod, UsagePeriodState
-
-    ids = UsagePeriod.objects.filter(state=UsagePeriodState.OPEN, end__gte=since).values("account_id")
-    return Account.objects.filter(pk__in=ids)
 
 
 def review_queue() -> QuerySet[RiskAssessment]:

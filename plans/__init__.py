@@ -1,0 +1,1 @@
+"""Plans: the catalog of plans, prices (cents + currency) and entitlements; imports no other app."""

@@ -28,8 +28,8 @@ from rest_framework.test import APIClient
 
 from accounts.models import Account, AccountStatus, User
 from billing import tasks
-from billing.services import webhook_endpoint_ensure
-from billing.stripe_api import stripe_api_key
+from billing.stripe.client import stripe_api_key
+from billing.stripe.endpoints import webhook_endpoint_ensure
 from plans.models import Entitlement, PlanPrice
 from tests.accounts.test_signup_flow import _link_from, _signup
 from tests.billing.usage_helpers import PLATFORM_TOKEN, event, platform_post

@@ -1,16 +1,14 @@
-"""The evidence packet of a chargeback: what we know of the merchant, in Stripe's evidence fields."""
+"""The evidence packet of a chargeback: what we know of the merchant, in Stripe's evidence fields.
+
+Invoices and usage are billing's: the caller reads them and passes them in.
+"""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from django.conf import settings
-from django.utils import timezone
 
 from accounts.models import Account, AuditLog, Membership, Role
-from billing.selectors import invoices_for_account
 from fraud.models import RiskAssessment, Stage
-from fraud.selectors import usage_by_metric
 
 LOGINS_SHOWN = 20
 
@@ -19,8 +17,14 @@ def _when(value) -> str | None:
     return value.isoformat() if value else None
 
 
-def evidence_packet(*, account: Account, charge: dict, dispute: dict) -> dict:
-    """Assemble the case: `story` for ops to read, `stripe` for the fields submitted to Stripe."""
+def evidence_packet(
+    *, account: Account, charge: dict, dispute: dict, invoices: list[dict], usage_last_90_days: dict[str, int]
+) -> dict:
+    """Assemble the case: `story` for ops to read, `stripe` for the fields submitted to Stripe.
+
+    `invoices`: the account's invoices as {id, number, status, amount_paid, currency, created};
+    `usage_last_90_days`: units per metric reported in the last 90 days.
+    """
     owner = account.provisioned_by or (
         Membership.objects.filter(account=account, role=Role.OWNER).select_related("user").order_by("pk").first()
     )
@@ -31,18 +35,7 @@ def evidence_packet(*, account: Account, charge: dict, dispute: dict) -> dict:
         .order_by("-created_at")
         .values_list("created_at", "actor_label", "after")[:LOGINS_SHOWN]
     )
-    usage = usage_by_metric(account=account, since=timezone.now() - timedelta(days=90))
-    invoices = [
-        {
-            "id": invoice.id,
-            "number": invoice.stripe_data.get("number"),
-            "status": invoice.stripe_data.get("status"),
-            "amount_paid": invoice.stripe_data.get("amount_paid"),
-            "currency": invoice.stripe_data.get("currency"),
-            "created": invoice.stripe_data.get("created"),
-        }
-        for invoice in invoices_for_account(account=account)
-    ]
+    usage = usage_last_90_days
     story = {
         "account": {"id": account.pk, "name": account.name, "country": str(account.country or "")},
         "signup": {

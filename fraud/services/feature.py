@@ -1,4 +1,7 @@
-"""Feature access: a usage burst far above the plan's daily share raises a signal (and a review)."""
+"""Feature access: a usage burst far above the plan's daily share raises a signal (and a review).
+
+Usage is billing's: billing reads the last day's units (`BURST_WINDOW`) and passes them in.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +12,24 @@ from django.utils import timezone
 from accounts.entitlements import entitlements_for_account
 from accounts.models import Account
 from fraud.models import RiskAssessment, Stage
-from fraud.selectors import DAYS_PER_PERIOD, accounts_with_recent_usage, usage_by_metric
+from fraud.selectors import DAYS_PER_PERIOD
 from fraud.services.scoring import Hit, assessment_record, decision_apply, rules_active
 
 BURST_WINDOW = timedelta(hours=24)
 
 
-def usage_burst_check(*, account: Account) -> RiskAssessment | None:
-    """Compare the last 24 hours of usage with the plan's daily share; at most one burst assessment a day."""
+def usage_burst_due(*, account: Account) -> bool:
+    """Whether a burst check can still fire today (the rule is on, no burst assessment in the last day)."""
+    if rules_active(stage=Stage.FEATURE).get("usage_burst") is None:
+        return False
+    return not RiskAssessment.objects.filter(
+        account=account, stage=Stage.FEATURE, signals__code="usage_burst", created_at__gte=timezone.now() - BURST_WINDOW
+    ).exists()
+
+
+def usage_burst_check(*, account: Account, usage_by_metric: dict[str, int]) -> RiskAssessment | None:
+    """Compare the last 24 hours of usage (units per metric, read by billing) with the plan's daily share;
+    at most one burst assessment a day."""
     rule = rules_active(stage=Stage.FEATURE).get("usage_burst")
     if rule is None:
         return None
@@ -27,7 +40,7 @@ def usage_burst_check(*, account: Account) -> RiskAssessment | None:
         return None
     metered = entitlements_for_account(account=account).metered
     hits = []
-    for metric, used in usage_by_metric(account=account, since=now - BURST_WINDOW).items():
+    for metric, used in usage_by_metric.items():
         allowance = metered.get(metric)
         if allowance is None or not allowance.included_units:
             continue
@@ -50,13 +63,3 @@ def usage_burst_check(*, account: Account) -> RiskAssessment | None:
     assessment = assessment_record(stage=Stage.FEATURE, hits=hits[:1], account=account, note="usage burst")
     decision_apply(assessment=assessment)
     return assessment
-
-
-def usage_bursts_scan() -> int:
-    """Check every account that reported usage in the last day; returns how many were flagged."""
-    since = timezone.now() - BURST_WINDOW
-    flagged = 0
-    for account in accounts_with_recent_usage(since=since).iterator(chunk_size=500):
-        if usage_burst_check(account=account) is not None:
-            flagged += 1
-    return flagged

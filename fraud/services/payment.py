@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
@@ -163,3 +164,13 @@ def payment_record_attempt(*, account: Account, facts: ChargeFacts) -> RiskAsses
         assessment.refresh_from_db()
     decision_apply(assessment=assessment)
     return assessment
+
+
+def payment_hard_decline(*, account: Account, decline_code: str, note: str) -> RiskAssessment:
+    """A stolen/lost/fraudulent card (a hard decline) is a payment-stage signal that sends the account to review."""
+    return assessment_record(
+        stage=Stage.PAYMENT,
+        hits=[Hit("hard_decline", settings.FRAUD_REVIEW_SCORE, {"decline_code": decline_code})],
+        account=account,
+        note=note,
+    )

@@ -6,10 +6,8 @@ import ipaddress
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import partial
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Account, User
@@ -136,7 +134,9 @@ def assess_signup(
 
 
 def signup_link_user(*, user: User) -> RiskAssessment | None:
-    """Tie the user just created to the signup assessment of their address and enqueue the deeper checks."""
+    """Tie the user just created to the signup assessment of their address; returns it, for the deeper checks.
+
+    The caller (fraud's `user_signed_up` receiver) enqueues the recheck: services never import tasks."""
     assessment = (
         RiskAssessment.objects.filter(stage=Stage.SIGNUP, email=user.email.lower(), user__isnull=True)
         .order_by("-created_at", "-pk")
@@ -145,9 +145,6 @@ def signup_link_user(*, user: User) -> RiskAssessment | None:
     if assessment is None:
         return None
     RiskAssessment.objects.filter(pk=assessment.pk).update(user=user)
-    from fraud.tasks import recheck_signup
-
-    transaction.on_commit(partial(recheck_signup.delay, assessment.pk))
     return assessment
 
 

@@ -1,88 +1,55 @@
-"""Reactions to Stripe's events: re-read the object (never trust the payload), find the account, score.
+"""Fraud's reactions to Stripe's events, on facts its caller read: billing's Stripe seam re-reads each object
+(never trusting the payload), finds the account and calls these; fraud never imports billing.
 
-Chargebacks freeze the account and open a case with its evidence packet; an early fraud warning refunds the
-charge and suspends the account; a paid first invoice gives the account good standing.
+Chargebacks freeze the account and open a case with its evidence packet; an early fraud warning (its charge
+refunded by the caller) suspends the account; a paid first invoice gives the account good standing.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import Account, AccountStatus
 from accounts.services import account_mark_trusted, audit_record
-from billing.stripe_api import account_for_customer, idempotent, retrieve_or_none, stripe_client
 from fraud.models import Decision, DisputeCase, DisputeStatus, Stage
 from fraud.services.evidence import evidence_packet
-from fraud.services.payment import ChargeFacts, payment_record_attempt
 from fraud.services.scoring import Hit, assessment_record, decision_apply, rules_active
 
 logger = logging.getLogger("fraud")
 
-
-def _card(details: dict | None) -> dict:
-    return ((details or {}).get("card")) or {}
-
-
-def charge_assess(*, charge_id: str) -> None:
-    """charge.succeeded / charge.failed: the card attempt's checks (card testing, reuse, countries, Radar)."""
-    charge = retrieve_or_none(stripe_client().v1.charges, charge_id)
-    if charge is None:
-        return
-    account = account_for_customer(charge.get("customer"))
-    if account is None:
-        return
-    card = _card(charge.get("payment_method_details"))
-    facts = ChargeFacts(
-        reference=charge["id"],
-        succeeded=charge.get("status") == "succeeded",
-        fingerprint=card.get("fingerprint") or "",
-        card_country=card.get("country") or "",
-        funding=card.get("funding") or "",
-        risk_level=((charge.get("outcome") or {}).get("risk_level")) or "",
-    )
-    payment_record_attempt(account=account, facts=facts)
+# How evidence reaches the payment provider: `send(dispute_id, fields, metadata, idempotency_key)`. Billing's
+# Stripe seam registers it at start-up (billing.apps), so fraud depends on the seam only through this shape.
+EvidenceSender = Callable[[str, dict, dict, str], None]
+_evidence_sender: list[EvidenceSender] = []
 
 
-def setup_failure_assess(*, setup_intent_id: str) -> None:
-    """setup_intent.setup_failed: a card refused while being saved (Checkout with a trial) is a decline too."""
-    intent = retrieve_or_none(stripe_client().v1.setup_intents, setup_intent_id)
-    if intent is None:
-        return
-    account = account_for_customer(intent.get("customer"))
-    if account is None:
-        return
-    error = intent.get("last_setup_error") or {}
-    card = ((error.get("payment_method") or {}).get("card")) or {}
-    payment_record_attempt(
-        account=account,
-        facts=ChargeFacts(reference=intent["id"], succeeded=False, fingerprint=card.get("fingerprint") or ""),
-    )
+def evidence_sender_register(send: EvidenceSender) -> None:
+    """Name the function that submits dispute evidence to the provider (one; a second call replaces it)."""
+    _evidence_sender[:] = [send]
 
 
-def invoice_paid_trust(*, invoice_id: str) -> None:
+def invoice_paid_trust(*, account: Account, invoice_id: str, amount_paid: int) -> None:
     """A first invoice actually paid (not a €0 trial invoice) gives the account good standing early."""
-    invoice = retrieve_or_none(stripe_client().v1.invoices, invoice_id)
-    if invoice is None or not invoice.get("paid", invoice.get("status") == "paid") or not invoice.get("amount_paid"):
-        return
-    account = account_for_customer(invoice.get("customer"))
-    if account is not None:
-        account_mark_trusted(account=account, actor=None, reason=f"invoice {invoice['id']} paid")
+    if amount_paid:
+        account_mark_trusted(account=account, actor=None, reason=f"invoice {invoice_id} paid")
 
 
-def dispute_open(*, dispute_id: str) -> DisputeCase | None:
-    """charge.dispute.created: re-read the dispute and its charge, then record the chargeback."""
-    dispute = retrieve_or_none(stripe_client().v1.disputes, dispute_id)
-    if dispute is None:
-        return None
-    charge = retrieve_or_none(stripe_client().v1.charges, dispute.get("charge")) or {}
-    return chargeback_record(account=account_for_customer(charge.get("customer")), dispute=dispute, charge=charge)
+def chargeback_record(
+    *,
+    account: Account | None,
+    dispute: dict,
+    charge: dict,
+    invoices: list[dict] | None = None,
+    usage_last_90_days: dict[str, int] | None = None,
+) -> DisputeCase:
+    """Open the case once (unique dispute id), freeze the account, raise the signal, assemble the evidence.
 
-
-def chargeback_record(*, account: Account | None, dispute: dict, charge: dict) -> DisputeCase:
-    """Open the case once (unique dispute id), freeze the account, raise the signal, assemble the evidence."""
+    `dispute` and `charge` are the re-read Stripe objects; `invoices` and `usage_last_90_days` the facts of
+    the evidence packet (see `evidence_packet`)."""
     try:
         with transaction.atomic():
             case = DisputeCase.objects.create(
@@ -110,7 +77,13 @@ def chargeback_record(*, account: Account | None, dispute: dict, charge: dict) -
     )
     # Frozen means suspended, not blocked: ops decide the account's fate with the case in hand.
     decision_apply(assessment=assessment, freeze_to=AccountStatus.SUSPENDED)
-    case.evidence = evidence_packet(account=account, charge=charge, dispute=dispute)
+    case.evidence = evidence_packet(
+        account=account,
+        charge=charge,
+        dispute=dispute,
+        invoices=list(invoices or []),
+        usage_last_90_days=usage_last_90_days or {},
+    )
     case.save(update_fields=["evidence"])
     return case
 
@@ -123,10 +96,10 @@ def dispute_submit_evidence(*, case: DisputeCase, actor) -> DisputeCase:
         if locked.status != DisputeStatus.OPEN:
             return locked
         fields = {key: value for key, value in (locked.evidence.get("stripe") or {}).items() if value}
-        stripe_client().v1.disputes.update(
-            locked.dispute_id,
-            params={"evidence": fields, "submit": True, "metadata": {"tollbooth_case": str(locked.pk)}},
-            options=idempotent(f"dispute:{locked.dispute_id}:evidence"),
+        if not _evidence_sender:
+            raise RuntimeError("No evidence sender registered (billing's Stripe seam registers it at start-up).")
+        _evidence_sender[0](
+            locked.dispute_id, fields, {"tollbooth_case": str(locked.pk)}, f"dispute:{locked.dispute_id}:evidence"
         )
         locked.status, locked.submitted_at, locked.submitted_by = DisputeStatus.SUBMITTED, timezone.now(), actor
         locked.save(update_fields=["status", "submitted_at", "submitted_by"])
@@ -140,29 +113,15 @@ def dispute_submit_evidence(*, case: DisputeCase, actor) -> DisputeCase:
     return locked
 
 
-def early_fraud_warning_handle(*, warning_id: str) -> None:
-    """radar.early_fraud_warning.created: refund the charge before it becomes a chargeback, suspend the account."""
-    warning = retrieve_or_none(stripe_client().v1.radar.early_fraud_warnings, warning_id)
-    if warning is None:
-        return
-    charge = retrieve_or_none(stripe_client().v1.charges, warning.get("charge"))
-    if charge is None:
-        return
-    account = account_for_customer(charge.get("customer"))
-    if not charge.get("refunded"):
-        stripe_client().v1.refunds.create(
-            params={"charge": charge["id"], "reason": "fraudulent"},
-            options=idempotent(f"efw-refund:{charge['id']}"),
-        )
-    if account is None:
-        return
+def early_fraud_warning_record(*, account: Account, warning_id: str, charge_id: str) -> None:
+    """radar.early_fraud_warning.created, its charge already refunded by the caller: suspend the account."""
     rules = rules_active(stage=Stage.PAYMENT)
     score = rules.get("early_fraud_warning", {}).get("score", 100)
     assessment = assessment_record(
         stage=Stage.PAYMENT,
-        hits=[Hit("early_fraud_warning", score, {"warning": warning["id"], "charge": charge["id"]})],
+        hits=[Hit("early_fraud_warning", score, {"warning": warning_id, "charge": charge_id})],
         account=account,
-        note=f"early fraud warning {warning['id']}: charge refunded",
+        note=f"early fraud warning {warning_id}: charge refunded",
         decision=Decision.BLOCK,
     )
     decision_apply(assessment=assessment, freeze_to=AccountStatus.SUSPENDED)

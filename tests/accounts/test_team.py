@@ -10,7 +10,7 @@ from django.core import mail
 from django.db import connection
 from django.utils import timezone
 
-from accounts import team
+from accounts import services
 from accounts.errors import DomainError
 from accounts.models import AccountStatus, AuditLog, Invitation, Membership
 from plans.models import Plan
@@ -91,7 +91,7 @@ def test_who_may_transfer_ownership(request, owner, persona, allowed):
 def test_who_may_list_revoke_and_resend_invitations(request, owner, persona, allowed, settings):
     settings.TOLLBOOTH_INVITATION_RESEND_MINUTES = 0
     actor = request.getfixturevalue(persona)
-    invitation = team.invitation_create(account=owner.account, actor=owner.user, email="x@shop.example")
+    invitation = services.invitation_create(account=owner.account, actor=owner.user, email="x@shop.example")
     api = actor.api()
     assert api.get(INVITATIONS).status_code == (200 if allowed else 403)
     assert api.post(f"{INVITATIONS}/{invitation.pk}/resend").status_code == (200 if allowed else 403)
@@ -126,7 +126,7 @@ def test_members_list_is_scoped_and_visible_to_agents(owner, agent, outsider):
 
 
 def test_outsider_touches_nothing_of_another_account(owner, agent, outsider):
-    invitation = team.invitation_create(account=owner.account, actor=owner.user, email="x@shop.example")
+    invitation = services.invitation_create(account=owner.account, actor=owner.user, email="x@shop.example")
     api = outsider.api()
     for method, url, body in [
         ("patch", f"{MEMBERS}/{agent.membership.pk}", {"role": "admin"}),
@@ -172,15 +172,15 @@ def test_inviting_twice_is_refused_and_owner_role_cannot_be_invited(owner):
 
 
 def test_resend_is_rate_limited(owner):
-    invitation = team.invitation_create(account=owner.account, actor=owner.user, email="x@shop.example")
+    invitation = services.invitation_create(account=owner.account, actor=owner.user, email="x@shop.example")
     response = owner.api().post(f"{INVITATIONS}/{invitation.pk}/resend")
     assert response.status_code == 429
     assert response.json()["error"]["code"] == "rate_limited"
 
 
 def _invite(owner, email="new@shop.example", role="agent"):
-    invitation = team.invitation_create(account=owner.account, actor=owner.user, email=email, role=role)
-    return invitation, f"/invitations/{team.invitation_token(invitation)}/"
+    invitation = services.invitation_create(account=owner.account, actor=owner.user, email=email, role=role)
+    return invitation, f"/invitations/{services.invitation_token(invitation)}/"
 
 
 def test_forged_link_is_refused(client, owner):
@@ -200,7 +200,7 @@ def test_expired_link_is_refused(client, owner):
 
 def test_revoked_link_is_refused(client, owner):
     invitation, link = _invite(owner)
-    team.invitation_revoke(invitation=invitation, actor=owner.user)
+    services.invitation_revoke(invitation=invitation, actor=owner.user)
     assert "withdrawn" in client.get(link).content.decode()
 
 
@@ -285,10 +285,12 @@ def test_over_the_limit_after_a_downgrade_keeps_members_and_blocks_additions(own
 
 
 def test_an_expired_invitation_frees_its_seat(starter_owner):
-    invitation = team.invitation_create(account=starter_owner.account, actor=starter_owner.user, email="a@x.example")
+    invitation = services.invitation_create(
+        account=starter_owner.account, actor=starter_owner.user, email="a@x.example"
+    )
     Invitation.objects.filter(pk=invitation.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
-    team.invitation_create(account=starter_owner.account, actor=starter_owner.user, email="b@x.example")
-    assert team.seats_in_use(account=starter_owner.account) == 2
+    services.invitation_create(account=starter_owner.account, actor=starter_owner.user, email="b@x.example")
+    assert services.seats_in_use(account=starter_owner.account) == 2
 
 
 @pytest.mark.django_db(transaction=True)
@@ -301,7 +303,7 @@ def test_two_concurrent_invitations_for_the_last_seat_give_exactly_one(catalog):
     def invite(email):
         try:
             barrier.wait(timeout=5)
-            team.invitation_create(account=account, actor=membership.user, email=email)
+            services.invitation_create(account=account, actor=membership.user, email=email)
             outcomes.append("ok")
         except DomainError as error:
             outcomes.append(error.code)
@@ -327,7 +329,7 @@ def test_suspended_account_keeps_its_team_but_adds_nobody(owner, agent):
 
 def test_staff_resend_and_revoke_from_the_admin_are_audited(client, owner, staff_user, settings):
     settings.TOLLBOOTH_INVITATION_RESEND_MINUTES = 0
-    invitation = team.invitation_create(account=owner.account, actor=owner.user, email="x@shop.example")
+    invitation = services.invitation_create(account=owner.account, actor=owner.user, email="x@shop.example")
     client.force_login(staff_user)
     url = "/admin/accounts/invitation/"
     client.post(url, {"action": "resend", "_selected_action": [invitation.pk]})

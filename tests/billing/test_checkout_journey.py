@@ -19,7 +19,7 @@ from djstripe import models as djstripe_models
 
 from accounts.models import Account, AccountStatus, AuditLog
 from billing.models import CheckoutAttempt
-from billing.services import webhook_endpoint_ensure
+from billing.stripe.endpoints import webhook_endpoint_ensure
 from plans.models import PlanPrice
 
 VISA, DECLINED, THREE_D_SECURE = "4242424242424242", "4000000000000002", "4000002760003184"

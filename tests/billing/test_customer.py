@@ -4,7 +4,7 @@ import pytest
 from djstripe import models as djstripe_models
 
 from accounts.services import account_provision
-from billing.services import customer_ensure
+from billing.stripe.customers import customer_ensure
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -11,10 +11,11 @@ from django.core.management import call_command
 from djstripe import models as djstripe_models
 
 from accounts.models import Account, AccountStatus, AuditLog
-from billing import dunning
+from billing.dunning.card import card_update_session
+from billing.dunning.cases import dunning_enforce_grace
 from billing.models import DunningCase, DunningStatus
-from billing.services import webhook_endpoint_ensure
-from billing.stripe_api import stripe_api_key
+from billing.stripe.client import stripe_api_key
+from billing.stripe.endpoints import webhook_endpoint_ensure
 from plans.models import PlanPrice
 
 
@@ -82,7 +83,7 @@ def test_failed_renewal_then_a_new_card_recovers_the_account(clocked, stripe_cli
         assert len([m for m in mail.outbox if m.subject == "Your Tollbooth payment failed"]) == 1
 
         # The merchant follows the link and enters a card that works: the invoice is paid at once.
-        url = dunning.card_update_session(account=clocked.account, actor=clocked.user)
+        url = card_update_session(account=clocked.account, actor=clocked.user)
         session_id = url.rstrip("/").split("/")[-1]
         reply = clocked.sandbox.request(
             "POST", f"/_sandbox/checkout/{session_id}/complete", {"card": "4242424242424242"}, api_key=None
@@ -106,10 +107,10 @@ def test_failed_renewal_suspends_after_the_grace_period_then_stripe_cancels(cloc
     with time_machine.travel(clocked.renewal + timedelta(hours=2), tick=False) as traveller:
         _advance(clocked, stripe_client, clocked.renewal + timedelta(hours=2), traveller)
         assert _status(clocked) == AccountStatus.PAST_DUE
-        assert dunning.dunning_enforce_grace() == 0  # within the grace period
+        assert dunning_enforce_grace() == 0  # within the grace period
 
         _advance(clocked, stripe_client, clocked.renewal + timedelta(days=7, hours=3), traveller)
-        assert dunning.dunning_enforce_grace() == 1
+        assert dunning_enforce_grace() == 1
         assert _status(clocked) == AccountStatus.SUSPENDED
         assert any(m.subject == "Your Tollbooth account is suspended" for m in mail.outbox)
         # Another retry fails: the account stays suspended (not back to past_due).
@@ -137,7 +138,7 @@ def test_fix_card_page_is_for_owners_and_admins(client, owner, agent):
 
 def test_a_hard_decline_skips_retries_suspends_at_once_and_raises_a_fraud_signal(clocked, stripe_client):
     """The policy is data: treating this card's decline as hard exercises the hard-decline path for real."""
-    from billing.dunning import _decline_code, dunning_policy
+    from billing.dunning.cases import _decline_code, dunning_policy
     from fraud.models import RiskAssessment
 
     policy = dunning_policy()

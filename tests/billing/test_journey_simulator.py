@@ -35,12 +35,18 @@ from djstripe import models as djstripe_models
 from accounts.errors import DomainError
 from accounts.models import Account
 from accounts.services import account_provision
-from billing import dunning, plan_changes, renewals, tasks
+from billing import tasks
+from billing.dunning.cases import dunning_enforce_grace
 from billing.models import LedgerEntry, LedgerState
-from billing.reconciliation import reconciliation_run
-from billing.services import ACCOUNT_STATUS_FOR_SUBSCRIPTION, webhook_endpoint_ensure
-from billing.stripe_api import stripe_api_key
-from billing.usage import add_months, usage_events_record
+from billing.notices.reminders import reminders_send_due
+from billing.reconciliation.run import reconciliation_run
+from billing.stripe.client import stripe_api_key
+from billing.stripe.endpoints import webhook_endpoint_ensure
+from billing.subscriptions.cancellation import subscription_cancel, subscription_reactivate
+from billing.subscriptions.changes import scheduled_changes_apply_due, subscription_change, subscription_change_preview
+from billing.subscriptions.sync import ACCOUNT_STATUS_FOR_SUBSCRIPTION
+from billing.usage.ingest import usage_events_record
+from billing.usage.periods import add_months
 from plans.models import PlanPrice
 from tests.factories import UserFactory
 
@@ -99,14 +105,14 @@ def test_merchants_live_fourteen_months_and_the_books_balance(sandbox, stripe_cl
             _flush(sandbox)
             # The last hour of the period: scheduled downgrades go onto Stripe (beat, every few minutes).
             advance(boundary - timedelta(minutes=30))
-            plan_changes.scheduled_changes_apply_due()
+            scheduled_changes_apply_due()
             # The renewal (drafted at the boundary, charged an hour later), then the finality window.
             advance(boundary + timedelta(hours=2))
             advance(boundary + timedelta(hours=73))
             tasks.rate_closed_usage_periods()
             tasks.push_ledger_entries()
-            dunning.dunning_enforce_grace()
-            renewals.reminders_send_due()
+            dunning_enforce_grace()
+            reminders_send_due()
             _flush(sandbox)
         advance(add_months(start, MONTHS) + timedelta(days=20))  # last retries and renewals settle
 
@@ -195,10 +201,10 @@ def _live_a_month(merchant: Merchant, rng: random.Random, month: int, traveller)
         elif roll < 0.30:
             _fail_card(merchant)
         elif roll < 0.35:
-            plan_changes.subscription_cancel(account=account, actor=merchant.user)
+            subscription_cancel(account=account, actor=merchant.user)
             merchant.log.append("cancel")
             if rng.random() < 0.5:
-                plan_changes.subscription_reactivate(account=account, actor=merchant.user)
+                subscription_reactivate(account=account, actor=merchant.user)
                 merchant.log.append("reactivate")
     except DomainError as error:  # a refused action (seats, no subscription) is part of life: record it
         merchant.log.append(f"refused:{error.code}")
@@ -208,8 +214,8 @@ def _change(merchant: Merchant, plan: str, kind: str) -> None:
     account = Account.objects.get(pk=merchant.account.pk)
     interval = "month"
     price = PlanPrice.objects.get(plan__code=plan, interval=interval)
-    preview = plan_changes.subscription_change_preview(account=account, actor=merchant.user, plan_price=price)
-    result = plan_changes.subscription_change(account=account, actor=merchant.user, token=preview.token)
+    preview = subscription_change_preview(account=account, actor=merchant.user, plan_price=price)
+    result = subscription_change(account=account, actor=merchant.user, token=preview.token)
     if result["kind"] == "upgrade":
         # The preview promised a figure: the invoice must charge it to the cent.
         assert result["invoice"]["amount_due_cents"] == preview.amount_due_now_cents
@@ -217,7 +223,7 @@ def _change(merchant: Merchant, plan: str, kind: str) -> None:
 
 
 def _fail_card(merchant: Merchant) -> None:
-    from billing.stripe_api import stripe_client
+    from billing.stripe.client import stripe_client
 
     client = stripe_client()
     failing = client.v1.payment_methods.attach("pm_card_chargeCustomerFail", params={"customer": merchant.customer_id})
@@ -229,7 +235,7 @@ def _fail_card(merchant: Merchant) -> None:
 
 
 def _fix_card(merchant: Merchant) -> None:
-    from billing.stripe_api import stripe_client
+    from billing.stripe.client import stripe_client
 
     client = stripe_client()
     good = client.v1.payment_methods.attach("pm_card_visa", params={"customer": merchant.customer_id})
@@ -290,7 +296,7 @@ def _is_trial_line(invoice, line) -> bool:
 
 
 def _check_status(merchant: Merchant) -> None:
-    from billing.selectors import subscription_current
+    from billing.subscriptions.selectors import subscription_current
 
     account = Account.objects.get(pk=merchant.account.pk)
     subscription = subscription_current(account=account)

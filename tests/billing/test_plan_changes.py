@@ -7,8 +7,10 @@ import time_machine
 from django.core.management import call_command
 
 from accounts.models import Account, AuditLog
-from billing import plan_changes, services
 from billing.models import ScheduledPlanChange
+from billing.subscriptions.changes import scheduled_changes_apply_due, subscription_change, subscription_change_preview
+from billing.subscriptions.checkout import checkout_completed, checkout_start
+from billing.subscriptions.sync import subscription_refresh
 from plans.models import PlanPrice
 from tests.factories import MembershipFactory
 
@@ -22,12 +24,12 @@ def subscriber(sandbox, catalog, owner):
     Account.objects.filter(pk=owner.account.pk).update(trial_ends_at=None)
     owner.account.refresh_from_db()
     price = PlanPrice.objects.get(plan__code="pro", interval="month")
-    attempt = services.checkout_start(account=owner.account, actor=owner.user, plan_price=price)
+    attempt = checkout_start(account=owner.account, actor=owner.user, plan_price=price)
     reply = sandbox.request(
         "POST", f"/_sandbox/checkout/{attempt.stripe_session_id}/complete", {"card": "4242424242424242"}, api_key=None
     )
     assert reply.status == 200, reply.body
-    services.checkout_completed(session_id=attempt.stripe_session_id)
+    checkout_completed(session_id=attempt.stripe_session_id)
     owner.account.refresh_from_db()
     assert owner.account.plan.code == "pro"
     return owner
@@ -38,7 +40,7 @@ def _price(code, interval="month"):
 
 
 def _period(stripe_client, account):
-    from billing.selectors import subscription_summary
+    from billing.subscriptions.selectors import subscription_summary
 
     summary = subscription_summary(account=account)
     item = stripe_client.v1.subscriptions.retrieve(summary.id)["items"]["data"][0]
@@ -71,14 +73,14 @@ def test_upgrade_now_charges_the_previewed_proration_to_the_cent(subscriber, str
 
 
 def test_monthly_to_annual_charges_the_year_less_the_unused_month(subscriber, stripe_client):
-    preview = plan_changes.subscription_change_preview(
+    preview = subscription_change_preview(
         account=subscriber.account, actor=subscriber.user, plan_price=_price("pro", "year")
     )
     _sub, start, end = _period(stripe_client, subscriber.account)
     remaining = (end - preview.effective_at.timestamp()) / (end - start)
     assert preview.kind == "upgrade"
     assert preview.amount_due_now_cents == 99000 - round(9900 * remaining)
-    result = plan_changes.subscription_change(account=subscriber.account, actor=subscriber.user, token=preview.token)
+    result = subscription_change(account=subscriber.account, actor=subscriber.user, token=preview.token)
     assert result["invoice"]["amount_paid_cents"] == preview.amount_due_now_cents
 
 
@@ -108,9 +110,9 @@ def test_downgrade_waits_for_the_end_of_the_period(subscriber, stripe_client):
     )
 
     # Too early: nothing happens. In the last hour: the new price goes onto Stripe, without proration.
-    assert plan_changes.scheduled_changes_apply_due(now=change.effective_at - timedelta(hours=3)) == 0
-    assert plan_changes.scheduled_changes_apply_due(now=change.effective_at - timedelta(minutes=30)) == 1
-    assert plan_changes.scheduled_changes_apply_due(now=change.effective_at - timedelta(minutes=20)) == 0
+    assert scheduled_changes_apply_due(now=change.effective_at - timedelta(hours=3)) == 0
+    assert scheduled_changes_apply_due(now=change.effective_at - timedelta(minutes=30)) == 1
+    assert scheduled_changes_apply_due(now=change.effective_at - timedelta(minutes=20)) == 0
     item = stripe_client.v1.subscriptions.retrieve(subscription_id)["items"]["data"][0]
     assert item["price"]["id"] == _price("basic").stripe_price_id
     pending = stripe_client.v1.invoice_items.list(params={"customer": item["price"] and _customer(subscriber)}).data
@@ -119,13 +121,13 @@ def test_downgrade_waits_for_the_end_of_the_period(subscriber, stripe_client):
     subscriber.account.refresh_from_db()
     assert subscriber.account.plan.code == "pro"
     with time_machine.travel(change.effective_at + timedelta(minutes=1)):
-        services.subscription_refresh(subscription_id=subscription_id)
+        subscription_refresh(subscription_id=subscription_id)
     subscriber.account.refresh_from_db()
     assert subscriber.account.plan.code == "basic"
 
 
 def _customer(persona):
-    from billing.selectors import customer_for_account
+    from billing.subscriptions.selectors import customer_for_account
 
     return customer_for_account(account=persona.account).id
 
@@ -210,22 +212,41 @@ def test_annual_to_a_higher_monthly_plan_charges_what_the_preview_said(sandbox, 
     call_command("sync_plans", stdout=open("/dev/null", "w"))  # noqa: SIM115
     Account.objects.filter(pk=owner.account.pk).update(trial_ends_at=None)
     owner.account.refresh_from_db()
-    attempt = services.checkout_start(account=owner.account, actor=owner.user, plan_price=_price("pro", "year"))
+    attempt = checkout_start(account=owner.account, actor=owner.user, plan_price=_price("pro", "year"))
     sandbox.request(
         "POST", f"/_sandbox/checkout/{attempt.stripe_session_id}/complete", {"card": "4242424242424242"}, api_key=None
     )
-    services.checkout_completed(session_id=attempt.stripe_session_id)
+    checkout_completed(session_id=attempt.stripe_session_id)
     owner.account.refresh_from_db()
 
     _sub, start, end = _period(stripe_client, owner.account)
     # Ten months into the year: the unused time (about 65 days) is worth less than a full month of Advanced.
     with time_machine.travel(datetime.fromtimestamp(start, tz=UTC) + timedelta(days=300), tick=False):
-        preview = plan_changes.subscription_change_preview(
-            account=owner.account, actor=owner.user, plan_price=_price("advanced")
-        )
+        preview = subscription_change_preview(account=owner.account, actor=owner.user, plan_price=_price("advanced"))
         remaining = (end - preview.effective_at.timestamp()) / (end - start)
         by_hand = 19900 - round(99000 * remaining)
         assert preview.kind == "upgrade"
         assert 0 < preview.amount_due_now_cents == by_hand
-        result = plan_changes.subscription_change(account=owner.account, actor=owner.user, token=preview.token)
+        result = subscription_change(account=owner.account, actor=owner.user, token=preview.token)
     assert result["invoice"]["amount_due_cents"] == result["invoice"]["amount_paid_cents"] == by_hand
+
+
+def test_a_pending_invitation_holds_a_seat_against_a_downgrade(subscriber):
+    # Seats held = active members + live invitations (an accepted invitation takes its seat unchecked), so a
+    # downgrade that fits the members but not the invitation would let the team outgrow the plan.
+    from accounts.models import Invitation
+
+    MembershipFactory(account=subscriber.account, role="agent")
+    Invitation.objects.create(
+        account=subscriber.account,
+        email="pending@shop.example",
+        role="agent",
+        invited_by=subscriber.user,
+        created_at=datetime.now(UTC),
+        last_sent_at=datetime.now(UTC),
+        expires_at=datetime.now(UTC) + timedelta(days=7),
+    )
+    response = subscriber.api().post(PREVIEW, {"plan_price_id": _price("starter").pk}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "too_many_seats"
+    assert "remove 1" in response.json()["error"]["message"]

@@ -8,10 +8,10 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from accounts.models import Account, AccountStatus
-from billing import services
 from billing.models import DifferenceKind, LedgerEntry, LedgerState, UsagePeriod
-from billing.reconciliation import reconciliation_run
-from billing.selectors import customer_for_account, subscription_summary
+from billing.reconciliation.run import reconciliation_run
+from billing.subscriptions.checkout import checkout_completed, checkout_start
+from billing.subscriptions.selectors import customer_for_account, subscription_summary
 from plans.models import PlanPrice
 
 
@@ -21,13 +21,13 @@ def subscriber(sandbox, catalog, owner):
     call_command("sync_plans", stdout=StringIO())
     Account.objects.filter(pk=owner.account.pk).update(trial_ends_at=None)
     owner.account.refresh_from_db()
-    attempt = services.checkout_start(
+    attempt = checkout_start(
         account=owner.account, actor=owner.user, plan_price=PlanPrice.objects.get(plan__code="pro", interval="month")
     )
     sandbox.request(
         "POST", f"/_sandbox/checkout/{attempt.stripe_session_id}/complete", {"card": "4242424242424242"}, api_key=None
     )
-    services.checkout_completed(session_id=attempt.stripe_session_id)
+    checkout_completed(session_id=attempt.stripe_session_id)
     owner.account.refresh_from_db()
     assert owner.account.status == AccountStatus.ACTIVE
     return owner

@@ -3,10 +3,11 @@
 import pytest
 from django.core.management import call_command
 
-from accounts import team
+from accounts import services as accounts_services
 from accounts.models import Account
-from billing import services
 from billing.models import CheckoutAttempt
+from billing.subscriptions.checkout import checkout_completed, checkout_start
+from billing.subscriptions.seats import subscription_sync_seats
 from plans.models import Plan, PlanPrice
 from tests.factories import MembershipFactory
 
@@ -20,12 +21,12 @@ def per_seat_subscriber(sandbox, catalog, owner):
     Account.objects.filter(pk=owner.account.pk).update(trial_ends_at=None)  # charged at once, no trial
     owner.account.refresh_from_db()
     price = PlanPrice.objects.get(plan__code="pro", interval="month")
-    attempt = services.checkout_start(account=owner.account, actor=owner.user, plan_price=price)
+    attempt = checkout_start(account=owner.account, actor=owner.user, plan_price=price)
     reply = sandbox.request(
         "POST", f"/_sandbox/checkout/{attempt.stripe_session_id}/complete", {"card": "4242424242424242"}, api_key=None
     )
     assert reply.status == 200, reply.body
-    services.checkout_completed(session_id=attempt.stripe_session_id)  # what the webhook handler runs
+    checkout_completed(session_id=attempt.stripe_session_id)  # what the webhook handler runs
     return owner
 
 
@@ -49,12 +50,14 @@ def test_a_new_member_raises_the_quantity_with_proration_and_a_removal_lowers_it
 ):
     owner = per_seat_subscriber
     with django_capture_on_commit_callbacks(execute=True):
-        invitation = team.invitation_create(account=owner.account, actor=owner.user, email="third@shop.example")
+        invitation = accounts_services.invitation_create(
+            account=owner.account, actor=owner.user, email="third@shop.example"
+        )
     invitee = MembershipFactory.build().user
     invitee.email = "third@shop.example"
     invitee.save()
     with django_capture_on_commit_callbacks(execute=True):
-        membership = team.invitation_accept(invitation=invitation, user=invitee)
+        membership = accounts_services.invitation_accept(invitation=invitation, user=invitee)
 
     quantity, subscription = _quantity(stripe_client, owner.account)
     assert quantity == 3
@@ -63,15 +66,15 @@ def test_a_new_member_raises_the_quantity_with_proration_and_a_removal_lowers_it
     assert sum(item.amount for item in pending) > 0  # a third seat, charged for the rest of the period
 
     with django_capture_on_commit_callbacks(execute=True):
-        team.membership_deactivate(membership=membership, actor=owner.user)
+        accounts_services.membership_deactivate(membership=membership, actor=owner.user)
     assert _quantity(stripe_client, owner.account)[0] == 2
 
 
 def test_the_same_change_synced_twice_writes_once(per_seat_subscriber, stripe_client):
     owner = per_seat_subscriber
     MembershipFactory(account=owner.account, role="agent")
-    assert services.subscription_sync_seats(account=owner.account, change_id=4242) == 3
-    assert services.subscription_sync_seats(account=owner.account, change_id=4242) == 3
+    assert subscription_sync_seats(account=owner.account, change_id=4242) == 3
+    assert subscription_sync_seats(account=owner.account, change_id=4242) == 3
     quantity, subscription = _quantity(stripe_client, owner.account)
     assert quantity == 3
     pending = stripe_client.v1.invoice_items.list(params={"customer": subscription.customer, "pending": True}).data
@@ -79,4 +82,12 @@ def test_the_same_change_synced_twice_writes_once(per_seat_subscriber, stripe_cl
 
 
 def test_a_flat_plan_never_touches_the_quantity(sandbox, catalog, owner):
-    assert services.subscription_sync_seats(account=owner.account, change_id=1) is None
+    assert subscription_sync_seats(account=owner.account, change_id=1) is None
+
+
+def test_a_pending_invitation_is_not_billed_until_accepted(per_seat_subscriber, stripe_client):
+    # Billed seats = active members: an invitation holds a seat against the limit but nobody works in it yet.
+    owner = per_seat_subscriber
+    accounts_services.invitation_create(account=owner.account, actor=owner.user, email="later@shop.example")
+    assert subscription_sync_seats(account=owner.account, change_id=77) == 2
+    assert _quantity(stripe_client, owner.account)[0] == 2

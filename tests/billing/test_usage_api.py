@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 
-from billing import ledger
-from billing.usage import usage_events_record
+from billing.ledger.rate import usage_periods_rate_closed
+from billing.usage.ingest import usage_events_record
 from tests.billing.usage_helpers import PLATFORM_TOKEN, api_key_for, event, subscribe
 
 ANCHOR = datetime(2026, 3, 1, tzinfo=UTC)
@@ -24,7 +24,7 @@ def shop(owner, settings):
         march = [event(f"m{i}", at=datetime(2026, 3, 20, tzinfo=UTC), account=owner.account) for i in range(350)]
         with time_machine.travel(datetime(2026, 3, 25, tzinfo=UTC), tick=False):
             usage_events_record(events=march, caller_account=None)
-        ledger.usage_periods_rate_closed()
+        usage_periods_rate_closed()
         # April so far: 1,000 tickets in 15 days → 2,000 projected: 1,700 over Basic = $510.00.
         april = [event(f"a{i}", at=NOW - timedelta(hours=1), account=owner.account, quantity=10) for i in range(100)]
         usage_events_record(events=april, caller_account=None)

@@ -10,7 +10,8 @@ import time_machine
 from django.db import connection
 
 from billing.models import UsageEvent, UsagePeriod, UsageRollup
-from billing.usage import period_bounds, usage_events_record
+from billing.usage.ingest import usage_events_record
+from billing.usage.periods import period_bounds
 from tests.billing.usage_helpers import PLATFORM_TOKEN, api_key_for, event, platform_post, subscribe
 from tests.factories import AccountFactory
 

@@ -13,11 +13,12 @@ from django.core.management import call_command
 from djstripe import models as djstripe_models
 
 from accounts.models import AccountStatus
-from billing import services, tasks
+from billing import tasks
 from billing.models import LedgerEntry, LedgerState, UsagePeriod
-from billing.services import webhook_endpoint_ensure
-from billing.stripe_api import stripe_api_key
-from billing.usage import usage_events_record
+from billing.stripe.client import stripe_api_key
+from billing.stripe.endpoints import webhook_endpoint_ensure
+from billing.subscriptions.sync import invoice_refresh
+from billing.usage.ingest import usage_events_record
 from plans.models import PlanPrice
 from tests.billing.usage_helpers import event
 
@@ -90,6 +91,4 @@ def test_a_month_of_usage_is_rated_after_the_window_and_paid_on_the_next_renewal
     lines = {line["metadata"].get("ledger_entry_id") for line in invoice.lines.data}
     assert str(entry.pk) in lines
     # The mirror has the paid invoice too, as the billing page shows it.
-    assert djstripe_models.Invoice.objects.filter(id=invoice.id).exists() or services.invoice_refresh(
-        invoice_id=invoice.id
-    )
+    assert djstripe_models.Invoice.objects.filter(id=invoice.id).exists() or invoice_refresh(invoice_id=invoice.id)

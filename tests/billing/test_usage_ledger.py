@@ -16,9 +16,16 @@ from django.db import connection
 from django.utils import timezone
 
 from accounts.models import AuditLog
-from billing import ledger, services, tasks
+from billing import tasks
+from billing.ledger import push as ledger_push
+from billing.ledger.push import PUSH_LEASE, ledger_entries_push_due
+from billing.ledger.rate import usage_periods_rate_closed
+from billing.ledger.settle import ledger_entries_mark_invoiced
 from billing.models import LedgerEntry, LedgerState, UsagePeriod, UsagePeriodState
-from billing.usage import usage_events_record, usage_period_raise_plan
+from billing.stripe.customers import customer_ensure
+from billing.subscriptions.sync import subscription_refresh
+from billing.usage.ingest import usage_events_record
+from billing.usage.periods import usage_period_raise_plan
 from plans.models import PlanPrice
 from tests.billing.usage_helpers import event
 
@@ -36,7 +43,7 @@ def shop(sandbox, owner, stripe_client):
 
 
 def _subscribe(shop, plan, interval):
-    customer = services.customer_ensure(account=shop.account)
+    customer = customer_ensure(account=shop.account)
     shop.stripe.v1.customers.update(
         customer.id,
         params={"invoice_settings": {"default_payment_method": "pm_card_visa"}},
@@ -45,7 +52,7 @@ def _subscribe(shop, plan, interval):
     subscription = shop.stripe.v1.subscriptions.create(
         params={"customer": customer.id, "items": [{"price": price.stripe_price_id}]}
     )
-    services.subscription_refresh(subscription_id=subscription.id)
+    subscription_refresh(subscription_id=subscription.id)
     shop.subscription_id = subscription.id
     return subscription
 
@@ -65,7 +72,7 @@ def _after_window(account):
 
 
 def _items(shop):
-    customer = services.customer_ensure(account=shop.account)
+    customer = customer_ensure(account=shop.account)
     return list(shop.stripe.v1.invoice_items.list(params={"customer": customer.id, "limit": 100}).data)
 
 
@@ -113,7 +120,7 @@ def test_an_upgrade_mid_period_rates_the_whole_period_on_the_bigger_plan(shop):
         shop.subscription_id,
         params={"items": [{"id": subscription["items"]["data"][0]["id"], "price": advanced.stripe_price_id}]},
     )
-    services.subscription_refresh(subscription_id=shop.subscription_id)
+    subscription_refresh(subscription_id=shop.subscription_id)
     _report(shop.account, 3000, prefix="after")  # 5,500 in all: 500 over Advanced's 5,000, at 15¢
     period = UsagePeriod.objects.get(account=shop.account)
     assert period.plan_price == advanced
@@ -133,7 +140,7 @@ def test_a_downgrade_never_lowers_the_current_periods_plan(shop):
         shop.subscription_id,
         params={"items": [{"id": subscription["items"]["data"][0]["id"], "price": pro.stripe_price_id}]},
     )
-    services.subscription_refresh(subscription_id=shop.subscription_id)
+    subscription_refresh(subscription_id=shop.subscription_id)
     assert usage_period_raise_plan(account=shop.account) == 0
     assert UsagePeriod.objects.get(account=shop.account).plan_price.plan.code == "advanced"
 
@@ -142,7 +149,7 @@ def test_a_crash_after_the_ledger_write_then_a_rerun_bills_once(shop):
     shop.subscribe()
     _report(shop.account, 2010)
     with time_machine.travel(_after_window(shop.account), tick=False):
-        ledger.usage_periods_rate_closed()  # ...and the worker dies before pushing
+        usage_periods_rate_closed()  # ...and the worker dies before pushing
         assert LedgerEntry.objects.get(account=shop.account).state == LedgerState.RATED
         tasks.rate_closed_usage_periods()  # the re-run: rates nothing again, pushes the entry
         tasks.push_ledger_entries()
@@ -154,7 +161,7 @@ def _crash_after_stripe(monkeypatch):
     def crash(*args, **kwargs):
         raise SystemExit("worker killed after Stripe answered")
 
-    monkeypatch.setattr(ledger, "_record_pushed", crash)
+    monkeypatch.setattr(ledger_push, "_record_pushed", crash)
 
 
 def test_a_crash_between_the_stripe_write_and_our_record_bills_once_on_rerun(shop, monkeypatch):
@@ -162,14 +169,14 @@ def test_a_crash_between_the_stripe_write_and_our_record_bills_once_on_rerun(sho
     _report(shop.account, 2010)
     when = _after_window(shop.account)
     with time_machine.travel(when, tick=False):
-        ledger.usage_periods_rate_closed()
+        usage_periods_rate_closed()
         with monkeypatch.context() as patch:
             _crash_after_stripe(patch)
             with pytest.raises(SystemExit):
-                ledger.ledger_entries_push_due()
-        assert ledger.ledger_entries_push_due() == 0  # the crashed push still holds its lease
-    with time_machine.travel(when + ledger.PUSH_LEASE + timedelta(seconds=1), tick=False):
-        assert ledger.ledger_entries_push_due() == 1  # same idempotency key: Stripe replays its answer
+                ledger_entries_push_due()
+        assert ledger_entries_push_due() == 0  # the crashed push still holds its lease
+    with time_machine.travel(when + PUSH_LEASE + timedelta(seconds=1), tick=False):
+        assert ledger_entries_push_due() == 1  # same idempotency key: Stripe replays its answer
     [item] = _items(shop)
     entry = LedgerEntry.objects.get(account=shop.account)
     assert (entry.state, entry.stripe_invoice_item_id, entry.push_attempts) == (LedgerState.PUSHED, item.id, 2)
@@ -180,16 +187,16 @@ def test_a_rerun_after_stripes_idempotency_window_finds_the_item_by_metadata(sho
     _report(shop.account, 2010)
     when = _after_window(shop.account)
     with time_machine.travel(when, tick=False):
-        ledger.usage_periods_rate_closed()
+        usage_periods_rate_closed()
         with monkeypatch.context() as patch:
             _crash_after_stripe(patch)
             with pytest.raises(SystemExit):
-                ledger.ledger_entries_push_due()
+                ledger_entries_push_due()
     # Stripe keeps idempotency keys 24 hours; the sandbox scopes them per API key, so another key is a
     # Stripe that has forgotten ours: only the ledger id in the metadata can stop a second item.
     settings.STRIPE_TEST_SECRET_KEY = OTHER_SANDBOX_KEY
     with time_machine.travel(when + timedelta(days=2), tick=False):
-        assert ledger.ledger_entries_push_due() == 1
+        assert ledger_entries_push_due() == 1
     [item] = _items(shop)
     assert LedgerEntry.objects.get(account=shop.account).stripe_invoice_item_id == item.id
 
@@ -207,7 +214,7 @@ def test_two_workers_rating_at_once_write_one_entry_per_period(sandbox, owner, s
         def work():
             try:
                 barrier.wait()
-                outcomes.append(ledger.usage_periods_rate_closed(chunk_size=1))
+                outcomes.append(usage_periods_rate_closed(chunk_size=1))
             except Exception as error:
                 errors.append(error)
             finally:
@@ -226,11 +233,11 @@ def test_ops_repush_of_a_stuck_entry_cannot_double_bill_and_is_audited(shop, mon
     shop.subscribe()
     _report(shop.account, 2005)
     with time_machine.travel(_after_window(shop.account), tick=False):
-        ledger.usage_periods_rate_closed()
+        usage_periods_rate_closed()
         with monkeypatch.context() as patch:
             _crash_after_stripe(patch)
             with pytest.raises(SystemExit):
-                ledger.ledger_entries_push_due()
+                ledger_entries_push_due()
         entry = LedgerEntry.objects.get(account=shop.account)
         client.force_login(staff_user)
         page = client.get("/admin/billing/ledgerentry/")
@@ -256,7 +263,7 @@ def test_an_annual_plans_monthly_overage_gets_its_own_paid_invoice(shop):
     assert entry.amount_cents == 300 and entry.stripe_invoice_id
     invoice = shop.stripe.v1.invoices.retrieve(entry.stripe_invoice_id)
     assert (invoice.status, invoice.amount_paid, invoice.metadata["ledger_entry_id"]) == ("paid", 300, str(entry.pk))
-    ledger.ledger_entries_mark_invoiced(invoice_id=invoice.id)  # what the invoice.paid webhook does
+    ledger_entries_mark_invoiced(invoice_id=invoice.id)  # what the invoice.paid webhook does
     entry.refresh_from_db()
     assert entry.state == LedgerState.INVOICED
     assert UsagePeriod.objects.get(account=shop.account).state == UsagePeriodState.RATED

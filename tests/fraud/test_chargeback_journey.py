@@ -13,7 +13,7 @@ from django.utils import timezone
 from djstripe import models as djstripe_models
 
 from accounts.models import Account, AccountStatus, AuditLog
-from billing.services import webhook_endpoint_ensure
+from billing.stripe.endpoints import webhook_endpoint_ensure
 from fraud.models import DisputeCase, RiskAssessment
 from plans.models import PlanPrice
 from tests.fraud.helpers import fraud_staff

@@ -10,12 +10,11 @@ from django.utils import timezone
 
 from accounts.errors import NotAllowed
 from accounts.models import Account, AccountStatus
-from accounts.services import api_key_create
-from accounts.team import invitation_create
+from accounts.services import api_key_create, invitation_create
 from billing.models import UsageEvent, UsagePeriod
+from billing.usage.bursts import account_usage_burst_check
 from fraud.models import Decision, RiskAssessment
 from fraud.services import ChargeFacts, checkout_assess, payment_record_attempt
-from fraud.services.feature import usage_burst_check
 from plans.models import PlanPrice
 from tests.factories import AccountFactory, MembershipFactory
 from tests.fraud.helpers import only_rules, set_rule
@@ -209,15 +208,15 @@ def test_usage_burst_at_ten_times_the_daily_share(offset, fired):
     account = AccountFactory()
     threshold = math.ceil(10 * _daily_share(account))  # the first whole number of units at 10x the share
     _usage(account, threshold + offset)
-    result = usage_burst_check(account=account)
+    result = account_usage_burst_check(account=account)
     assert (result is not None) is fired
     if fired:
         assert result.decision == Decision.REVIEW and _fresh(account).risk_hold
-        assert usage_burst_check(account=account) is None  # once a day
+        assert account_usage_burst_check(account=account) is None  # once a day
 
 
 def test_usage_scan_task_flags_bursting_accounts_only():
-    from fraud.tasks import scan_usage_bursts
+    from billing.tasks import scan_usage_bursts
 
     only_rules("usage_burst")
     calm, bursting = AccountFactory(), AccountFactory()

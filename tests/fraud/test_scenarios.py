@@ -2,7 +2,7 @@
 
 import pytest
 
-from fraud.scenarios import population_generate, population_run
+from bench.fraud_population import population_generate, population_run
 
 
 @pytest.mark.django_db

@@ -2,7 +2,7 @@ from datetime import timedelta
 
 from django.core.management.base import BaseCommand
 
-from billing.reconciliation import DEFAULT_WINDOW, reconciliation_run
+from billing.reconciliation.run import DEFAULT_WINDOW, reconciliation_run
 
 
 class Command(BaseCommand):

@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from billing.services import webhook_endpoint_ensure
+from billing.stripe.endpoints import webhook_endpoint_ensure
 
 
 class Command(BaseCommand):

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from billing.catalog_sync import catalog_sync_to_stripe
+from billing.stripe.catalog import catalog_sync_to_stripe
 
 
 class Command(BaseCommand):

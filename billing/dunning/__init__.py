@@ -1,0 +1,1 @@
+"""Dunning: cases opened by failed payments, grace and suspension, and the card update page."""

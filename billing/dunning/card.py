@@ -1,0 +1,74 @@
+"""Card update: a setup-mode Checkout page for a new card, and what happens when it completes."""
+
+from __future__ import annotations
+
+import logging
+
+import stripe
+from django.conf import settings
+
+from accounts.errors import DomainError
+from accounts.models import Account
+from accounts.services import audit_record, require_manager
+from billing.models import DunningCase, DunningStatus
+from billing.stripe.client import idempotent, stripe_client
+from billing.subscriptions.selectors import customer_for_account, subscription_summary
+
+logger = logging.getLogger(__name__)
+
+
+def card_update_session(*, account: Account, actor) -> str:
+    """A setup-mode Checkout Session where the merchant enters a new card; returns its URL."""
+    require_manager(account=account, actor=actor)
+    customer = customer_for_account(account=account)
+    if customer is None:
+        raise DomainError("There is no card to update yet; choose a plan first.", code="no_customer")
+    attempt = audit_record(account=account, actor=actor, action="billing.card_update_started")
+    session = stripe_client().v1.checkout.sessions.create(
+        params={
+            "mode": "setup",
+            "customer": customer.id,
+            "currency": "usd",
+            "success_url": f"{settings.SITE_URL}/billing/?card=updated",
+            "cancel_url": f"{settings.SITE_URL}/billing/",
+            "metadata": {"account_id": str(account.pk), "purpose": "card_update"},
+        },
+        options=idempotent(f"card-update:{account.pk}:{attempt.pk}"),
+    )
+    return session.url
+
+
+def card_updated(*, account: Account, session) -> None:
+    """A setup session completed: make its card the default and pay what is overdue with it, now."""
+    setup_intent = session.get("setup_intent")
+    setup_intent = setup_intent if isinstance(setup_intent, str) else (setup_intent or {}).get("id")
+    if not setup_intent:
+        return
+    payment_method = stripe_client().v1.setup_intents.retrieve(setup_intent)["payment_method"]
+    payment_method = payment_method if isinstance(payment_method, str) else payment_method["id"]
+    customer_id = session["customer"]
+    stripe_client().v1.customers.update(
+        customer_id,
+        params={"invoice_settings": {"default_payment_method": payment_method}},
+        options=idempotent(f"card-update:{session['id']}:default"),
+    )
+    summary = subscription_summary(account=account)
+    if summary is not None:
+        stripe_client().v1.subscriptions.update(
+            summary.id,
+            params={"default_payment_method": payment_method},
+            options=idempotent(f"card-update:{session['id']}:subscription"),
+        )
+    audit_record(account=account, actor=None, action="billing.card_updated", after={"payment_method": payment_method})
+    for case in DunningCase.objects.filter(account=account, status__in=[DunningStatus.OPEN, DunningStatus.SUSPENDED]):
+        try:
+            stripe_client().v1.invoices.pay(
+                case.stripe_invoice_id,
+                params={"payment_method": payment_method},
+                options=idempotent(f"dunning:pay:{case.stripe_invoice_id}:{payment_method}"),
+            )
+        except stripe.CardError:
+            logger.info("The new card of account %s was declined too", account.pk)
+        except stripe.InvalidRequestError as error:
+            # Already paid (a Stripe retry won the race) or voided: nothing to collect.
+            logger.info("Invoice %s not payable: %s", case.stripe_invoice_id, error.user_message)

@@ -1,0 +1,1 @@
+"""The ledger: rate closed periods, push entries to Stripe, settle them when paid."""

@@ -1,0 +1,49 @@
+"""Settle: mark ledger entries invoiced when their Stripe invoice is paid."""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+from django.utils import timezone
+
+from billing.models import LedgerEntry, LedgerState
+from billing.stripe.client import stripe_client
+
+logger = logging.getLogger(__name__)
+
+
+def ledger_entries_mark_invoiced(*, invoice_id: str) -> int:
+    """An invoice was paid: the ledger entries it carries become invoiced. Re-reads the invoice from Stripe."""
+    client = stripe_client()
+    invoice = client.v1.invoices.retrieve(invoice_id)
+    if invoice.get("status") != "paid":
+        return 0
+    by_entry: dict[int, str] = {}
+    for line in client.v1.invoices.line_items.list(invoice_id, params={"limit": 100}).auto_paging_iter():
+        entry_id = (line.get("metadata") or {}).get("ledger_entry_id")
+        if entry_id and str(entry_id).isdigit():
+            parent = line.get("parent") or {}
+            details = parent.get("invoice_item_details") or {}
+            by_entry[int(entry_id)] = details.get("invoice_item") or line.get("invoice_item") or ""
+    marked = 0
+    now = timezone.now()
+    for entry_id, item_id in by_entry.items():
+        with transaction.atomic():
+            entry = (
+                LedgerEntry.objects.select_for_update()
+                .filter(pk=entry_id, state__in=[LedgerState.RATED, LedgerState.PUSHED])
+                .first()
+            )
+            if entry is None:
+                continue
+            entry.state = LedgerState.INVOICED
+            entry.stripe_invoice_id = invoice_id
+            entry.stripe_invoice_item_id = entry.stripe_invoice_item_id or item_id
+            entry.invoiced_at = now
+            entry.push_claimed_at = None
+            entry.save(
+                update_fields=["state", "stripe_invoice_id", "stripe_invoice_item_id", "invoiced_at", "push_claimed_at"]
+            )
+            marked += 1
+    return marked

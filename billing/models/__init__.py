@@ -1,0 +1,32 @@
+"""Billing's own models (dj-stripe's are the mirror of Stripe), one module per area; all re-exported here."""
+
+from billing.models.checkout import CheckoutAttempt, CheckoutStatus
+from billing.models.dunning import DunningCase, DunningPolicy, DunningStatus
+from billing.models.ledger import LedgerEntry, LedgerKind, LedgerState
+from billing.models.notices import Receipt, Reminder, ReminderKind
+from billing.models.plan_changes import PlanChangeStatus, ScheduledPlanChange
+from billing.models.reconciliation import DifferenceKind, ReconciliationDifference, ReconciliationRun
+from billing.models.usage import UsageEvent, UsagePeriod, UsagePeriodState, UsageRollup
+
+__all__ = [
+    "CheckoutAttempt",
+    "CheckoutStatus",
+    "DifferenceKind",
+    "DunningCase",
+    "DunningPolicy",
+    "DunningStatus",
+    "LedgerEntry",
+    "LedgerKind",
+    "LedgerState",
+    "PlanChangeStatus",
+    "Receipt",
+    "ReconciliationDifference",
+    "ReconciliationRun",
+    "Reminder",
+    "ReminderKind",
+    "ScheduledPlanChange",
+    "UsageEvent",
+    "UsagePeriod",
+    "UsagePeriodState",
+    "UsageRollup",
+]

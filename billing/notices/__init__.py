@@ -1,0 +1,1 @@
+"""Notices to merchants: emails (notices, receipts) and reminders."""

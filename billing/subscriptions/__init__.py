@@ -1,0 +1,1 @@
+"""Subscriptions: checkout, the mirror's sync into account status, plan changes, seats, and their reads."""

@@ -1,0 +1,337 @@
+"""Plan changes: preview (a signed token), upgrade now with proration, downgrade at the period's end."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from django.core import signing
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.errors import Conflict, DomainError
+from accounts.models import Account
+from accounts.services import audit_record, require_manager
+from billing.models import PlanChangeStatus, ScheduledPlanChange
+from billing.stripe.client import idempotent, stripe_client
+from billing.stripe.objects import stripe_id
+from billing.subscriptions.checkout import plan_price_require_for_sale
+from billing.subscriptions.seats import require_seats_fit, seat_quantity
+from billing.subscriptions.selectors import customer_for_account, subscription_summary
+from billing.subscriptions.sync import subscription_refresh
+from plans.models import PlanPrice
+
+logger = logging.getLogger(__name__)
+
+PREVIEW_SALT = "tollbooth.plan-change-preview"
+
+PREVIEW_LIFETIME = timedelta(minutes=30)
+
+# A scheduled downgrade is put on the Stripe subscription this long before the period ends: after the
+# renewal invoice is drafted (at the boundary) a price change would no longer reach it.
+DOWNGRADE_LEAD = timedelta(hours=1)
+
+CHANGEABLE_STATUSES = ("active", "trialing", "past_due")
+
+
+@dataclass(frozen=True)
+class PreviewLine:
+    description: str
+    amount_cents: int
+    proration: bool
+
+
+@dataclass(frozen=True)
+class PlanChangePreview:
+    kind: str  # "upgrade" (now) or "downgrade" (at period end)
+    plan_price: PlanPrice
+    currency: str
+    amount_due_now_cents: int
+    effective_at: datetime
+    next_invoice_cents: int
+    lines: list[PreviewLine] = field(default_factory=list)
+    token: str = ""
+
+
+@dataclass(frozen=True)
+class SubscriptionState:
+    subscription_id: str
+    item_id: str
+    quantity: int
+    plan_price: PlanPrice
+    period_end: datetime
+    cancel_at_period_end: bool
+    status: str
+    latest_invoice: str | None
+
+
+def subscription_state(account: Account) -> SubscriptionState:
+    summary = subscription_summary(account=account)
+    if summary is None or summary.status not in CHANGEABLE_STATUSES:
+        raise Conflict("There is no active subscription to change; choose a plan first.", code="no_subscription")
+    if summary.plan_price is None:
+        raise Conflict("This subscription's price isn't in the catalog; contact support.", code="unknown_price")
+    data = stripe_client().v1.subscriptions.retrieve(summary.id)
+    item = data["items"]["data"][0]
+    return SubscriptionState(
+        subscription_id=summary.id,
+        item_id=item["id"],
+        quantity=item["quantity"] or 1,
+        plan_price=summary.plan_price,
+        period_end=datetime.fromtimestamp(item["current_period_end"], tz=UTC),
+        cancel_at_period_end=bool(data.get("cancel_at_period_end")),
+        status=data["status"],
+        latest_invoice=stripe_id(data.get("latest_invoice")),
+    )
+
+
+def _kind(current: PlanPrice, target: PlanPrice) -> str:
+    if current.pk == target.pk:
+        raise DomainError("This is already your plan.", field="plan_price", code="same_plan")
+    if target.plan.rank > current.plan.rank:
+        return "upgrade"
+    if target.plan.rank < current.plan.rank:
+        return "downgrade"
+    return "upgrade" if target.interval == "year" else "downgrade"  # same plan: monthly ↔ annual
+
+
+def subscription_change_preview(*, account: Account, actor, plan_price: PlanPrice) -> PlanChangePreview:
+    """What moving to `plan_price` would cost now and at renewal, with a token to confirm it."""
+    require_manager(account=account, actor=actor)
+    plan_price_require_for_sale(plan_price)
+    current = subscription_state(account)
+    kind = _kind(current.plan_price, plan_price)
+    require_seats_fit(account=account, plan_price=plan_price)
+    quantity = seat_quantity(account=account, plan_price=plan_price)
+    if kind == "downgrade":
+        return PlanChangePreview(
+            kind=kind,
+            plan_price=plan_price,
+            currency=plan_price.currency,
+            amount_due_now_cents=0,
+            effective_at=current.period_end,
+            next_invoice_cents=plan_price.amount_cents * quantity,
+            token=_sign(account, current, plan_price, proration_date=None),
+        )
+    proration_date = int(timezone.now().timestamp())
+    if current.status == "trialing":
+        # A trial pays nothing for its own days: the new plan applies now, its first charge at the trial's end.
+        return PlanChangePreview(
+            kind=kind,
+            plan_price=plan_price,
+            currency=plan_price.currency,
+            amount_due_now_cents=0,
+            effective_at=datetime.fromtimestamp(proration_date, tz=UTC),
+            next_invoice_cents=plan_price.amount_cents * quantity,
+            token=_sign(account, current, plan_price, proration_date=proration_date, amount=0),
+        )
+    preview = stripe_client().v1.invoices.create_preview(
+        params={
+            "customer": customer_for_account(account=account).id,
+            "subscription": current.subscription_id,
+            "subscription_details": {
+                "items": [{"id": current.item_id, "price": plan_price.stripe_price_id, "quantity": quantity}],
+                "proration_date": proration_date,
+                "proration_behavior": "always_invoice",
+            },
+        }
+    )
+    lines = [
+        PreviewLine(line.get("description") or "", line["amount"], bool(_is_proration(line)))
+        for line in preview["lines"]["data"]
+    ]
+    return PlanChangePreview(
+        kind=kind,
+        plan_price=plan_price,
+        currency=preview["currency"],
+        amount_due_now_cents=preview["amount_due"],
+        effective_at=datetime.fromtimestamp(proration_date, tz=UTC),
+        next_invoice_cents=plan_price.amount_cents * quantity,
+        lines=lines,
+        token=_sign(account, current, plan_price, proration_date=proration_date, amount=preview["amount_due"]),
+    )
+
+
+def _is_proration(line) -> bool:
+    parent = line.get("parent") or {}
+    details = parent.get("subscription_item_details") or parent.get("invoice_item_details") or {}
+    return bool(details.get("proration") or line.get("proration"))
+
+
+def _sign(account, current: SubscriptionState, plan_price: PlanPrice, *, proration_date, amount=0) -> str:
+    return signing.dumps(
+        {
+            "a": account.pk,
+            "s": current.subscription_id,
+            "f": current.plan_price.stripe_price_id,
+            "t": plan_price.stripe_price_id,
+            "p": plan_price.pk,
+            "d": proration_date,
+            "m": amount,
+        },
+        salt=PREVIEW_SALT,
+    )
+
+
+def subscription_change(*, account: Account, actor, token: str) -> dict:
+    """Make the previewed change: an upgrade now (charged at once), a downgrade scheduled for period end."""
+    require_manager(account=account, actor=actor)
+    try:
+        claim = signing.loads(token, salt=PREVIEW_SALT, max_age=PREVIEW_LIFETIME.total_seconds())
+    except signing.SignatureExpired:
+        raise DomainError(
+            "This preview has expired; preview the change again.", field="token", code="preview_expired"
+        ) from None
+    except signing.BadSignature:
+        raise DomainError("This preview token is not valid.", field="token", code="invalid_preview") from None
+    if claim["a"] != account.pk:
+        raise DomainError("This preview token is not valid.", field="token", code="invalid_preview")
+    plan_price = PlanPrice.objects.select_related("plan").filter(pk=claim["p"]).first()
+    if plan_price is None:
+        raise DomainError("This plan no longer exists.", field="token", code="plan_unavailable")
+    plan_price_require_for_sale(plan_price)
+    current = subscription_state(account)
+    if (current.subscription_id, current.plan_price.stripe_price_id, plan_price.stripe_price_id) != (
+        claim["s"],
+        claim["f"],
+        claim["t"],
+    ):
+        raise Conflict(
+            "Prices or your subscription changed since this preview; preview the change again.", code="preview_stale"
+        )
+    kind = _kind(current.plan_price, plan_price)
+    require_seats_fit(account=account, plan_price=plan_price)
+    if kind == "downgrade":
+        return {"kind": kind, "scheduled": _schedule_downgrade(account, actor, current, plan_price)}
+    return {"kind": kind, "invoice": _upgrade_now(account, actor, current, plan_price, claim)}
+
+
+def _upgrade_now(account, actor, current: SubscriptionState, plan_price: PlanPrice, claim: dict) -> dict:
+    quantity = seat_quantity(account=account, plan_price=plan_price)
+    updated = stripe_client().v1.subscriptions.update(
+        current.subscription_id,
+        params={
+            "items": [{"id": current.item_id, "price": plan_price.stripe_price_id, "quantity": quantity}],
+            "proration_behavior": "always_invoice",
+            "proration_date": claim["d"],
+            # A card that fails refuses the change instead of leaving an unpaid upgrade behind.
+            "payment_behavior": "error_if_incomplete",
+        },
+        options=idempotent(f"plan-change:{current.subscription_id}:{claim['f']}:{claim['t']}:{claim['d']}"),
+    )
+    invoice_id = stripe_id(updated.get("latest_invoice"))
+    invoice = None if invoice_id == current.latest_invoice else stripe_client().v1.invoices.retrieve(invoice_id)
+    charged = invoice["amount_due"] if invoice else 0  # no new invoice: nothing was due (a trial)
+    if charged != claim["m"]:
+        # The preview promised a figure; say loudly if Stripe charged another.
+        logger.error("Upgrade of %s charged %s, preview said %s", account.pk, charged, claim["m"])
+    withdraw_scheduled(account)
+    subscription_refresh(subscription_id=current.subscription_id)
+    audit_record(
+        account=account,
+        actor=actor,
+        action="subscription.upgraded",
+        target=f"subscription:{current.subscription_id}",
+        before={"price": current.plan_price.lookup_key},
+        after={"price": plan_price.lookup_key, "invoice": invoice_id if invoice else None, "amount_due": charged},
+    )
+    if invoice is None:
+        return {
+            "id": None,
+            "amount_due_cents": 0,
+            "amount_paid_cents": 0,
+            "status": "none",
+            "currency": plan_price.currency,
+        }
+    return {
+        "id": invoice["id"],
+        "amount_due_cents": invoice["amount_due"],
+        "amount_paid_cents": invoice["amount_paid"],
+        "status": invoice["status"],
+        "currency": invoice["currency"],
+    }
+
+
+def withdraw_scheduled(account: Account) -> int:
+    """A new change (upgrade, cancellation) supersedes a downgrade waiting for the period's end."""
+    return ScheduledPlanChange.objects.filter(account=account, status=PlanChangeStatus.SCHEDULED).update(
+        status=PlanChangeStatus.CANCELED
+    )
+
+
+def _schedule_downgrade(account, actor, current: SubscriptionState, plan_price: PlanPrice) -> ScheduledPlanChange:
+    with transaction.atomic():
+        ScheduledPlanChange.objects.select_for_update().filter(
+            account=account, status=PlanChangeStatus.SCHEDULED
+        ).update(status=PlanChangeStatus.CANCELED)
+        try:
+            change = ScheduledPlanChange.objects.create(
+                account=account,
+                stripe_subscription_id=current.subscription_id,
+                from_price=current.plan_price,
+                to_price=plan_price,
+                effective_at=current.period_end,
+                requested_by=actor,
+            )
+        except IntegrityError:
+            raise Conflict("Another change was just scheduled; reload and try again.", code="conflict") from None
+        audit_record(
+            account=account,
+            actor=actor,
+            action="subscription.downgrade_scheduled",
+            target=f"subscription:{current.subscription_id}",
+            before={"price": current.plan_price.lookup_key},
+            after={"price": plan_price.lookup_key, "effective_at": current.period_end.isoformat()},
+        )
+    return change
+
+
+def scheduled_changes_apply_due(*, now: datetime | None = None, limit: int = 200) -> int:
+    """Put due downgrades on their Stripe subscriptions (no proration). Safe to run concurrently and again.
+
+    Each change is claimed with a conditional UPDATE (status scheduled → applied): of two runs, one
+    claims and writes; the Stripe write carries a key derived from the change, so a crash and re-run
+    repeats the same write.
+    """
+    now = now or timezone.now()
+    due = list(
+        ScheduledPlanChange.objects.filter(status=PlanChangeStatus.SCHEDULED, effective_at__lte=now + DOWNGRADE_LEAD)
+        .select_related("account", "to_price", "to_price__plan")
+        .order_by("effective_at")[:limit]
+    )
+    applied = 0
+    for change in due:
+        claimed = ScheduledPlanChange.objects.filter(pk=change.pk, status=PlanChangeStatus.SCHEDULED).update(
+            status=PlanChangeStatus.APPLIED, applied_at=now
+        )
+        if not claimed:
+            continue
+        try:
+            data = stripe_client().v1.subscriptions.retrieve(change.stripe_subscription_id)
+            item = data["items"]["data"][0]
+            stripe_client().v1.subscriptions.update(
+                change.stripe_subscription_id,
+                params={
+                    "items": [
+                        {"id": item["id"], "price": change.to_price.stripe_price_id, "quantity": item["quantity"]}
+                    ],
+                    "proration_behavior": "none",
+                },
+                options=idempotent(f"scheduled-plan-change:{change.pk}"),
+            )
+        except Exception:
+            # Give the claim back so the next run retries (the Stripe write is idempotent).
+            ScheduledPlanChange.objects.filter(pk=change.pk).update(status=PlanChangeStatus.SCHEDULED, applied_at=None)
+            logger.exception("Scheduled plan change %s failed; will retry", change.pk)
+            continue
+        subscription_refresh(subscription_id=change.stripe_subscription_id)
+        audit_record(
+            account=change.account,
+            actor=None,
+            action="subscription.downgraded",
+            target=f"subscription:{change.stripe_subscription_id}",
+            after={"price": change.to_price.lookup_key},
+        )
+        applied += 1
+    return applied

@@ -1,0 +1,88 @@
+"""The mirror's sync: re-read a subscription or invoice into dj-stripe; bring the account's status and plan in line."""
+
+from __future__ import annotations
+
+import logging
+
+from django.utils import timezone
+from djstripe import models as djstripe_models
+
+from accounts.models import Account, AccountStatus
+from accounts.services import account_change_status, account_set_plan
+from billing.models import (
+    DunningCase,
+    DunningStatus,
+    PlanChangeStatus,
+    ScheduledPlanChange,
+)
+from billing.stripe.client import stripe_api_key, stripe_client
+from billing.stripe.objects import invoice_subscription_id, stripe_object_with_account
+from billing.subscriptions.selectors import subscription_current, subscription_summary
+
+logger = logging.getLogger(__name__)
+
+ACCOUNT_STATUS_FOR_SUBSCRIPTION = {
+    "trialing": AccountStatus.ACTIVE,  # a plan chosen with a card on file; the trial runs out its days
+    "active": AccountStatus.ACTIVE,
+    "past_due": AccountStatus.PAST_DUE,
+    "unpaid": AccountStatus.SUSPENDED,
+    "canceled": AccountStatus.SUSPENDED,
+    "incomplete_expired": None,  # never started: the account keeps the status it had
+    "incomplete": None,
+    "paused": AccountStatus.SUSPENDED,
+}
+
+
+def subscription_refresh(*, subscription_id: str) -> Account | None:
+    """Re-read a subscription from Stripe into the mirror and bring its account's status in line."""
+    data, account = stripe_object_with_account(stripe_client().v1.subscriptions, subscription_id, kind="subscription")
+    if account is None:
+        return None
+    djstripe_models.Subscription.sync_from_stripe_data(data, api_key=stripe_api_key())
+    account_sync_status_from_subscription(account=account)
+    from billing.usage.periods import usage_period_raise_plan  # an upgrade applies to the whole current usage period
+
+    usage_period_raise_plan(account=account)
+    return account
+
+
+def invoice_refresh(*, invoice_id: str) -> Account | None:
+    data, account = stripe_object_with_account(stripe_client().v1.invoices, invoice_id, kind="invoice")
+    if account is None:
+        return None
+    subscription_id = invoice_subscription_id(data)
+    if subscription_id:
+        subscription_refresh(subscription_id=subscription_id)
+    djstripe_models.Invoice.sync_from_stripe_data(data, api_key=stripe_api_key())
+    return account
+
+
+def account_sync_status_from_subscription(*, account: Account) -> Account:
+    """Set the account's status from its current subscription (one audited transition, or nothing)."""
+    subscription = subscription_current(account=account)
+    if subscription is None:
+        return account
+    status = subscription.stripe_data.get("status")
+    summary = subscription_summary(account=account)
+    downgrade_pending = ScheduledPlanChange.objects.filter(
+        account=account, status=PlanChangeStatus.APPLIED, effective_at__gt=timezone.now()
+    ).exists()  # a downgrade put on Stripe ahead of the boundary: the paid-for plan stays in force until then
+    if status in ("active", "trialing", "past_due") and summary and summary.plan_price and not downgrade_pending:
+        account = account_set_plan(
+            account=account,
+            plan=summary.plan_price.plan,
+            reason=f"Stripe subscription {subscription.id} is on {summary.plan_price.lookup_key}",
+        )
+    target = ACCOUNT_STATUS_FOR_SUBSCRIPTION.get(status)
+    if (
+        target == AccountStatus.PAST_DUE
+        and DunningCase.objects.filter(account=account, status=DunningStatus.SUSPENDED).exists()
+    ):
+        target = AccountStatus.SUSPENDED  # dunning's grace is over: still past due at Stripe, suspended here
+    account.refresh_from_db(fields=["status"])
+    if target is None or account.status == target or account.status in (AccountStatus.BLOCKED, AccountStatus.CLOSED):
+        # Blocked and closed are staff decisions; Stripe's events don't undo them.
+        return account
+    return account_change_status(
+        account=account, to=target, actor=None, reason=f"Stripe subscription {subscription.id} is {status}"
+    )

@@ -1,0 +1,148 @@
+"""Usage periods: their bounds from the subscription's anchor, the finality window, the account's usage context."""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.cache import cache
+from django.utils import timezone
+from djstripe import models as djstripe_models
+
+from accounts.models import Account
+from billing.models import UsagePeriod, UsagePeriodState
+from billing.stripe.objects import stripe_id, stripe_time
+from billing.subscriptions.selectors import LIVE_STATUSES
+from plans.models import Entitlement, EntitlementKind, PlanPrice
+from plans.selectors import plan_price_by_stripe_id
+
+
+def finality_window() -> timedelta:
+    return timedelta(hours=settings.TOLLBOOTH_USAGE_FINALITY_HOURS)
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    """`moment` plus whole months, on its day of month clamped to the target month's length (as Stripe)."""
+    index = moment.month - 1 + months
+    year, month = moment.year + index // 12, index % 12 + 1
+    return moment.replace(year=year, month=month, day=min(moment.day, calendar.monthrange(year, month)[1]))
+
+
+def period_bounds(*, anchor: datetime, at: datetime) -> tuple[datetime, datetime]:
+    """The monthly period [start, end) containing `at`, counted from the billing cycle anchor.
+
+    Boundaries are always computed from the anchor (never from the previous boundary), so a 31st anchor
+    comes back to the 31st after February.
+    """
+    k = (at.year - anchor.year) * 12 + (at.month - anchor.month)
+    while add_months(anchor, k) > at:
+        k -= 1
+    while add_months(anchor, k + 1) <= at:
+        k += 1
+    return add_months(anchor, k), add_months(anchor, k + 1)
+
+
+@dataclass
+class UsageContext:
+    """What ingestion and the usage page need to know about an account's subscription."""
+
+    account_id: int
+    subscription_id: str
+    status: str
+    anchor: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    plan_price: PlanPrice
+    metered: dict[str, Entitlement] = field(default_factory=dict)
+    _last: tuple[datetime, datetime] | None = None
+
+    def period_for(self, at: datetime) -> tuple[datetime, datetime]:
+        # Most events of a batch fall in the same period: reuse the last answer when it fits.
+        if self._last is None or not (self._last[0] <= at < self._last[1]):
+            self._last = period_bounds(anchor=self.anchor, at=at)
+        return self._last
+
+
+# Ingestion reads the context from the cache: three queries per account per batch otherwise, which at
+# batches of 100 cost more than the insert. A subscription change refreshes it (usage_period_raise_plan,
+# called by the webhook handler); the TTL bounds staleness if that refresh is missed.
+CONTEXT_TTL_SECONDS = 60
+
+
+def context_cache_key(account_id: int) -> str:
+    return f"usage:context:{account_id}"
+
+
+def usage_context_cached(*, account: Account) -> UsageContext | None:
+    context = cache.get(context_cache_key(account.pk), MISSING)
+    if context is MISSING:
+        context = usage_context(account=account)
+        cache.set(context_cache_key(account.pk), context, CONTEXT_TTL_SECONDS)
+        if context is not None:
+            # First sight of this plan in a while: make sure the current period is rated on it if bigger.
+            usage_period_raise_plan(account=account, context=context)
+    return context
+
+
+MISSING = object()
+
+
+def usage_context(*, account: Account) -> UsageContext | None:
+    """The account's subscription as usage sees it, or None without a subscription on a known plan."""
+    subscriptions = list(
+        djstripe_models.Subscription.objects.filter(customer__subscriber_id=account.pk)
+        .order_by("-created")
+        .only("id", "stripe_data")
+    )
+    subscription = next(
+        (s for status in LIVE_STATUSES for s in subscriptions if s.stripe_data.get("status") == status),
+        subscriptions[0] if subscriptions else None,
+    )
+    if subscription is None:
+        return None
+    data = subscription.stripe_data
+    items = (data.get("items") or {}).get("data") or []
+    first = items[0] if items else {}
+    price = first.get("price")
+    price_id = stripe_id(price)
+    plan_price = plan_price_by_stripe_id(stripe_price_id=price_id) if price_id else None
+    anchor = stripe_time(data.get("billing_cycle_anchor")) or stripe_time(data.get("start_date"))
+    if plan_price is None or anchor is None:
+        return None
+    metered = {
+        e.feature: e for e in Entitlement.objects.filter(plan_id=plan_price.plan_id, kind=EntitlementKind.METERED)
+    }
+    return UsageContext(
+        account_id=account.pk,
+        subscription_id=subscription.id,
+        status=data.get("status") or "",
+        anchor=anchor,
+        started_at=stripe_time(data.get("start_date")),
+        ended_at=stripe_time(data.get("ended_at")),
+        plan_price=plan_price,
+        metered=metered,
+    )
+
+
+def usage_period_raise_plan(*, account: Account, context: UsageContext | None = None, now: datetime | None = None):
+    """Rate the account's current period on its current plan if that plan ranks higher (an upgrade).
+
+    Called when a subscription changes (which also refreshes the cached context) and by ingestion when
+    it reads a context afresh. A conditional UPDATE, so it is idempotent and
+    never lowers a plan: a downgrade takes effect with the next period.
+    """
+    if context is None:
+        context = usage_context(account=account)
+        cache.set(context_cache_key(account.pk), context, CONTEXT_TTL_SECONDS)
+    if context is None:
+        return 0
+    now = now or timezone.now()
+    start, _end = context.period_for(now)
+    return UsagePeriod.objects.filter(
+        account_id=account.pk,
+        start=start,
+        state=UsagePeriodState.OPEN,
+        plan_price__plan__rank__lt=context.plan_price.plan.rank,
+    ).update(plan_price=context.plan_price)
