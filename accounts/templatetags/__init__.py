@@ -1,0 +1,1 @@
+"""Template tags of accounts: the entitlement gate `{% has_feature %}`."""

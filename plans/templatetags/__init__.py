@@ -1,0 +1,1 @@
+"""Template filters of plans: amounts in minor units shown as money."""
