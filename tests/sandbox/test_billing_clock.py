@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from tests.sandbox.billing_helpers import (
@@ -40,11 +38,7 @@ def test_a_year_of_monthly_renewals(stripe_client):
     clock, customer = clock_customer(stripe_client)
     pro = price(stripe_client, 1500)
     sub = stripe_client.v1.subscriptions.create(params={"customer": customer.id, "items": [{"price": pro.id}]})
-    started = time.perf_counter()
     advance(stripe_client, clock, ts(2027, 1, 1) + 2 * HOUR)
-    elapsed = time.perf_counter() - started
-    print(f"one-year clock advance took {elapsed:.3f}s")
-    assert elapsed < 10
     invoices = invoices_of(stripe_client, customer.id)
     assert [i.billing_reason for i in invoices] == ["subscription_create"] + ["subscription_cycle"] * 12
     assert all(i.status == "paid" and i.amount_paid == 1500 for i in invoices)
