@@ -50,7 +50,7 @@ bench-fraud: $(STAMP)
 	@$(PY) -m bench.fraud_scenarios $(BENCH_ARGS)
 
 sandbox: $(STAMP)
-	@$(PY) -m sandbox --port 12111
+	@$(PY) -m sandbox --port $${TOLLBOOTH_SANDBOX_PORT:-12111}
 
 clean:
 	rm -rf var $(VENV)
