@@ -1,0 +1,153 @@
+"""The simulated world: one sandbox test clock our clock follows, beat's jobs, and the faults we inject.
+
+After every step the due jobs run as beat would run them, then run again: the second run must bill nothing
+more (Kill Bill's `checkNoMoreInvoiceToGenerate`): no new invoice, no new invoice item, no new ledger entry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from billing.dunning.cases import dunning_enforce_grace
+from billing.ledger import push
+from billing.ledger.push import ledger_entries_push_due
+from billing.ledger.rate import usage_periods_rate_closed
+from billing.models import LedgerEntry
+from billing.notices.reminders import reminders_send_due, trials_end_due
+from billing.subscriptions import changes
+from billing.subscriptions.changes import scheduled_changes_apply_due
+from plans.models import Entitlement, PlanPrice
+
+BILLING_EVENTS = ["invoice.created", "invoiceitem.created"]
+
+
+class WorkerKilled(Exception):
+    """A worker dies between a job's Stripe write and its database record (injected once, in-process)."""
+
+
+@dataclass
+class World:
+    sandbox: object
+    stripe: object
+    clock_id: str
+    traveller: object
+    endpoint_id: str
+    finality_hours: int
+    violations: list = field(default_factory=list)  # (when, what): "nothing more to bill" broken, jobs crashing
+    kills: Counter = field(default_factory=Counter)
+    _pending_kills: list = field(default_factory=list)
+
+    def now(self) -> datetime:
+        from django.utils import timezone
+
+        return timezone.now()
+
+    def advance(self, to: datetime) -> None:
+        self.stripe.v1.test_helpers.test_clocks.advance(self.clock_id, params={"frozen_time": int(to.timestamp())})
+        self.traveller.move_to(to)
+        self.flush()
+
+    def flush(self) -> None:
+        # A large population queues thousands of deliveries: wait as long as they take.
+        reply = self.sandbox.request("POST", "/_sandbox/webhooks/flush", {"timeout": 900}, api_key=None, timeout=910)
+        assert reply.status == 200, reply.body
+
+    def webhook_faults(self, **faults) -> None:
+        reply = self.sandbox.request("POST", f"/_sandbox/webhook_endpoints/{self.endpoint_id}/faults", faults)
+        assert reply.status == 200, reply.body
+
+    # --- beat ------------------------------------------------------------------------------------------------
+
+    def run_due_jobs(self, label: str) -> None:
+        """Run every due job, then again: the second run must write nothing billable."""
+        self._run_jobs(label)
+        self.flush()
+        mark = self._newest_event_id()
+        entries = LedgerEntry.objects.count()
+        self._run_jobs(label, inject=False)
+        self.flush()
+        after = LedgerEntry.objects.count()
+        new_events = self._events_since(mark)
+        if after != entries or new_events:
+            self.violations.append(
+                (
+                    self.now(),
+                    f"{label}: a second run of the due jobs billed more: ledger {entries}→{after}, "
+                    f"Stripe {Counter(e['type'] for e in new_events)}",
+                )
+            )
+
+    def _run_jobs(self, label: str, inject: bool = True) -> None:
+        jobs = [
+            ("apply_due_plan_changes", scheduled_changes_apply_due),
+            ("rate_closed_usage_periods", usage_periods_rate_closed),
+            ("push_ledger_entries", ledger_entries_push_due),
+            ("dunning_enforce_grace", dunning_enforce_grace),
+            ("send_reminders", reminders_send_due),
+            ("end_trials", trials_end_due),
+        ]
+        for name, job in jobs:
+            with self._kill_once(name) if inject else contextlib.nullcontext():
+                try:
+                    job()
+                except WorkerKilled:
+                    self.kills[name] += 1
+                except Exception as error:  # a crashing job is a defect to report, not a reason to stop living
+                    self.violations.append((self.now(), f"{label}: job {name} raised {error!r}"))
+
+    def kill_next(self, job: str) -> None:
+        """The next run of `job` dies once between its Stripe write and its database record."""
+        self._pending_kills.append(job)
+
+    @contextlib.contextmanager
+    def _kill_once(self, job: str):
+        if job not in self._pending_kills:
+            yield
+            return
+        self._pending_kills.remove(job)
+        # The seam a crash would cut: after the Stripe write (done by the code before it), before our record.
+        module, name = {
+            "push_ledger_entries": (push, "_record_pushed"),
+            "apply_due_plan_changes": (changes, "subscription_refresh"),
+        }[job]
+        original = getattr(module, name)
+
+        def die(*args, **kwargs):
+            setattr(module, name, original)
+            raise WorkerKilled(job)
+
+        setattr(module, name, die)
+        try:
+            yield
+        finally:
+            setattr(module, name, original)
+
+    def _newest_event_id(self) -> str | None:
+        page = self.stripe.v1.events.list(params={"limit": 1})
+        return page.data[0].id if page.data else None
+
+    def _events_since(self, mark: str | None) -> list:
+        # Filtered server-side the mark may not be in the list (Stripe answers 404): filter here instead.
+        params = {"limit": 100, **({"ending_before": mark} if mark else {})}
+        return [e for e in self.stripe.v1.events.list(params=params).data if e.type in BILLING_EVENTS]
+
+
+def catalog_terms(when: datetime):
+    """The catalog as the oracle takes it: plain prices and each plan's metered terms, read now."""
+    from tests.billing.oracle import MetricTerms, Price
+
+    prices = {
+        price.stripe_price_id: Price(
+            price.stripe_price_id, price.plan.code, price.plan.rank, price.interval, price.amount_cents, price.currency
+        )
+        for price in PlanPrice.objects.select_related("plan")
+    }
+    terms: dict = {}
+    for entitlement in Entitlement.objects.filter(kind="metered").select_related("plan"):
+        terms.setdefault(entitlement.plan.code, {})[entitlement.feature] = MetricTerms(
+            entitlement.included_units, entitlement.overage_cents
+        )
+    return prices, (when, terms)
