@@ -41,7 +41,7 @@ bench: $(STAMP)
 	@$(PY) -m bench.ingest $(BENCH_ARGS)
 	@$(PY) -m bench.rating
 
-## bench-journey: 200 merchants through 14 months on the sandbox (the simulator's invariants must hold)
+## bench-journey: 300 merchants through 14 months on the sandbox against the independent oracle (BENCH_ARGS="--merchants N --months M --seed S")
 bench-journey: $(STAMP)
 	@$(PY) -m bench.journey $(BENCH_ARGS)
 

@@ -157,19 +157,23 @@ def expected_fees(catalog: Catalog, history: list[SubscriptionState], *, as_of: 
     """Plan fees and prorations, subscription by subscription, following Stripe's arithmetic."""
     lines: list[Line] = []
     previous: dict[str, SubscriptionState] = {}
+    # A subscription whose first payment never came expired, and Stripe voided its first invoice: no fee.
+    expired = {state.subscription for state in history if state.status == "incomplete_expired"}
     for state in history:
         before = previous.get(state.subscription)
         previous[state.subscription] = state
-        if state.status in ("incomplete_expired",):
+        if state.subscription in expired:
             continue
         if state.status == "canceled":
             continue  # no refund, no new period (decision: cancellations are never prorated)
         price = catalog.prices[state.price]
-        new_period = before is None or state.period_start != before.period_start
+        old = catalog.prices[before.price] if before is not None else None
+        # A new interval resets the cycle to now, even at the very second a period began.
+        interval_changed = old is not None and old.interval != price.interval
+        new_period = before is None or state.period_start != before.period_start or interval_changed
         if before is not None and before.status != "trialing" and _is_fee_period(before):
-            old = catalog.prices[before.price]
             changed = (before.price, before.quantity) != (state.price, state.quantity)
-            reset = new_period and state.period_start != before.period_end
+            reset = new_period and (state.period_start != before.period_end or interval_changed)
             if changed and reset and not _is_downgrade(old, price):
                 lines += _prorations(old, before, price, state, credit_only=True)
             elif changed and not new_period and _is_prorated(old, price, before, state):

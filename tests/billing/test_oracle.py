@@ -212,3 +212,21 @@ def _overage_line(amount, start, end):
         "metadata": {"ledger_entry_id": "1"},
         "parent": {"type": "invoice_item_details", "invoice_item_details": {"proration": False}},
     }
+
+
+def test_a_new_interval_at_the_very_second_a_period_began_still_resets_the_cycle():
+    history = [
+        state(at(4, 1), start=at(4, 1), end=at(5, 1)),
+        state(at(4, 1), price="price_small_year", start=at(4, 1), end=datetime(2027, 4, 1, tzinfo=UTC)),
+    ]
+    assert fees(history) == [(PLAN_FEE, at(4, 1), 1000), (PRORATION, at(4, 1), -1000), (PLAN_FEE, at(4, 1), 10000)]
+
+
+def test_a_subscription_whose_first_payment_never_came_bills_nothing():
+    history = [
+        state(at(4, 1), status="incomplete", start=at(4, 1), end=at(5, 1)),
+        state(at(4, 2), status="incomplete_expired", start=at(4, 1), end=at(5, 1), ended_at=at(4, 2)),
+    ]
+    assert fees(history) == []
+    events = [UsageEvent("tickets", 500, at(4, 1, 12))]
+    assert expected_overage(CATALOG, history, events, rated_through=at(12, 1), finality=FINALITY) == []

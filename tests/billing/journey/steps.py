@@ -209,7 +209,7 @@ def perform(kind: str, merchant: Merchant, rng: random.Random, world) -> None:
     except Exception as error:  # a 500 in the product: report it with the step, keep the population alive
         merchant.note(f"{kind}:CRASHED:{error!r}")
         merchant.kinds[f"{kind}:crashed"] += 1
-        world.violations.append((timezone.now(), f"merchant {merchant.n} step {kind} raised {error!r}"))
+        world.crashes.append((timezone.now(), f"merchant {merchant.n} step {kind} raised {error!r}"))
 
 
 def _change(merchant: Merchant, *, plan: str | None = None, interval: str | None = None, step: int = 0) -> None:
@@ -233,7 +233,7 @@ def _subscription_price(merchant: Merchant) -> str:
 
 def _seats(merchant: Merchant, rng, world) -> None:
     account = merchant.account
-    members = list(Membership.objects.filter(account=account, active=True).exclude(role="owner"))
+    members = list(Membership.objects.filter(account=account, is_active=True).exclude(role="owner"))
     if members and rng.random() < 0.4:
         accounts_services.membership_deactivate(membership=members[0], actor=merchant.user)
         return

@@ -36,7 +36,8 @@ class World:
     traveller: object
     endpoint_id: str
     finality_hours: int
-    violations: list = field(default_factory=list)  # (when, what): "nothing more to bill" broken, jobs crashing
+    violations: list = field(default_factory=list)  # (when, what): a second run of the due jobs billed more
+    crashes: list = field(default_factory=list)  # (when, what): a job or a step raised (a 500 in the product)
     kills: Counter = field(default_factory=Counter)
     _pending_kills: list = field(default_factory=list)
 
@@ -96,7 +97,7 @@ class World:
                 except WorkerKilled:
                     self.kills[name] += 1
                 except Exception as error:  # a crashing job is a defect to report, not a reason to stop living
-                    self.violations.append((self.now(), f"{label}: job {name} raised {error!r}"))
+                    self.crashes.append((self.now(), f"{label}: job {name} raised {error!r}"))
 
     def kill_next(self, job: str) -> None:
         """The next run of `job` dies once between its Stripe write and its database record."""
