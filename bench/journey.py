@@ -2,7 +2,7 @@
 
 Runs the model-based simulator (tests/billing/test_journey_simulator.py: the independent oracle and its other
 invariants are the pass/fail) in pytest with the population set by environment, and prints a table of what
-happened and how long it took, with the CI population (5 merchants) measured in the same run as the baseline.
+happened and how long it took, with the CI population (4 merchants) measured in the same run as the baseline.
 A failing run still prints its table, its seed and where the details are (the JSON report, kept).
 
     python -m bench.journey [--merchants 300] [--months 14] [--seed N]
@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from bench.common import BASE_URL, ROOT
 
-CI_MERCHANTS = 5
+CI_MERCHANTS = 4
 
 
 def simulate(merchants: int, months: int, *, fresh_database: bool, seed: int) -> dict:

@@ -230,3 +230,19 @@ def test_a_subscription_whose_first_payment_never_came_bills_nothing():
     assert fees(history) == []
     events = [UsageEvent("tickets", 500, at(4, 1, 12))]
     assert expected_overage(CATALOG, history, events, rated_through=at(12, 1), finality=FINALITY) == []
+
+
+def test_the_oracle_imports_nothing_of_the_product_it_checks():
+    import ast
+    from pathlib import Path
+
+    import tests.billing.oracle as module
+
+    tree = ast.parse(Path(module.__file__).read_text())
+    imported = {
+        alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+    }
+    imported |= {
+        node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
+    }
+    assert imported <= {"__future__", "calendar", "collections", "dataclasses", "datetime"}, imported

@@ -27,6 +27,7 @@ from billing.subscriptions.cancellation import subscription_cancel, subscription
 from billing.subscriptions.changes import subscription_change, subscription_change_preview
 from billing.usage.ingest import usage_events_record
 from plans.models import PlanPrice
+from tests.billing.journey.world import WorkerKilled
 from tests.billing.oracle import UsageEvent
 from tests.factories import UserFactory
 
@@ -53,6 +54,7 @@ WEIGHTS = {
     "subscribe_after_trial": 30,
     "kill_worker": 3,
     "duplicate_webhooks": 2,
+    "concurrent_webhooks": 4,
     "nothing": 40,
 }
 OFF = {kind.strip() for kind in os.environ.get("TOLLBOOTH_SIM_STEPS_OFF", "").split(",") if kind.strip()}
@@ -163,7 +165,8 @@ def _subscription(merchant: Merchant, stripe) -> dict | None:
 
 
 def _possible(kind: str, merchant: Merchant, stripe) -> bool:
-    sub = _subscription(merchant, stripe) if kind not in ("nothing", "kill_worker", "duplicate_webhooks") else None
+    quiet = ("nothing", "kill_worker", "duplicate_webhooks", "concurrent_webhooks")
+    sub = _subscription(merchant, stripe) if kind not in quiet else None
     live = sub is not None and sub.status in ("active", "trialing", "past_due")
     price = PlanPrice.objects.filter(stripe_price_id=sub["items"]["data"][0]["price"]["id"]).first() if live else None
     if kind == "recover_card":
@@ -206,6 +209,10 @@ def perform(kind: str, merchant: Merchant, rng: random.Random, world) -> None:
     except DomainError as error:
         merchant.note(f"{kind}:refused:{error.code}")
         merchant.kinds[f"{kind}:refused"] += 1
+    except WorkerKilled as killed:  # the injected crash hit a request, not a job: as real as either
+        merchant.note(f"{kind}:worker_killed:{killed}")
+        world.kills[f"{killed}@{kind}"] += 1
+        merchant.kinds[f"{kind}:worker_killed"] += 1
     except Exception as error:  # a 500 in the product: report it with the step, keep the population alive
         merchant.note(f"{kind}:CRASHED:{error!r}")
         merchant.kinds[f"{kind}:crashed"] += 1
@@ -273,6 +280,7 @@ def _recover(merchant: Merchant, rng, world) -> None:
         "POST", f"/_sandbox/checkout/{session_id}/complete", {"card": "4242424242424242"}, api_key=None
     )
     assert reply.status == 200, reply.body
+    world.flush()  # the merchant waits for the page's answer: the product has taken the card
     merchant.failing = ""
 
 
@@ -288,6 +296,20 @@ def _ops_on_open_invoice(merchant: Merchant, world, action: str) -> None:
     else:
         client.v1.invoices.mark_uncollectible(invoice.id)
     merchant.note(f"ops_{action}:{invoice.id}:{invoice.total}")
+
+
+def _concurrent_webhooks(merchant: Merchant, world) -> None:
+    """The merchant's latest subscription or invoice event, delivered to us twice at the same moment."""
+    for event in world.stripe.v1.events.list(params={"limit": 100}).data:
+        obj = event.data.object
+        if (
+            event.type.startswith(("customer.subscription.", "invoice."))
+            and obj.get("customer") == merchant.customer_id
+        ):
+            statuses = world.deliver_twice_at_once(event.id)
+            merchant.note(f"concurrent_webhooks:{event.type}:{statuses}")
+            return
+    raise DomainError("No recent event to deliver twice.", code="no_recent_event")
 
 
 _STEPS = {
@@ -308,5 +330,6 @@ _STEPS = {
     "subscribe_after_trial": lambda m, rng, w: _subscribe(m, rng, w.stripe, "subscribe"),
     "kill_worker": lambda m, rng, w: w.kill_next(rng.choice(["push_ledger_entries", "apply_due_plan_changes"])),
     "duplicate_webhooks": lambda m, rng, w: w.webhook_faults(duplicate="true"),
+    "concurrent_webhooks": lambda m, rng, w: _concurrent_webhooks(m, w),
     "nothing": lambda m, rng, w: None,
 }

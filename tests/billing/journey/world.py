@@ -6,7 +6,6 @@ more (Kill Bill's `checkNoMoreInvoiceToGenerate`): no new invoice, no new invoic
 
 from __future__ import annotations
 
-import contextlib
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,6 +21,11 @@ from billing.subscriptions.changes import scheduled_changes_apply_due
 from plans.models import Entitlement, PlanPrice
 
 BILLING_EVENTS = ["invoice.created", "invoiceitem.created"]
+# Where a crash would cut a job: its Stripe write is done by the code before these, our record by these.
+KILL_SEAMS = {
+    "push_ledger_entries": (push, "_record_pushed"),
+    "apply_due_plan_changes": (changes, "subscription_refresh"),
+}
 
 
 class WorkerKilled(Exception):
@@ -39,7 +43,6 @@ class World:
     violations: list = field(default_factory=list)  # (when, what): a second run of the due jobs billed more
     crashes: list = field(default_factory=list)  # (when, what): a job or a step raised (a 500 in the product)
     kills: Counter = field(default_factory=Counter)
-    _pending_kills: list = field(default_factory=list)
 
     def now(self) -> datetime:
         from django.utils import timezone
@@ -56,9 +59,46 @@ class World:
         reply = self.sandbox.request("POST", "/_sandbox/webhooks/flush", {"timeout": 900}, api_key=None, timeout=910)
         assert reply.status == 200, reply.body
 
+    def failed_deliveries(self) -> list[str]:
+        """Webhook deliveries our endpoint answered with a 5xx (a handler crashed; Stripe retries it)."""
+        reply = self.sandbox.request("GET", "/_sandbox/deliveries", {"endpoint": self.endpoint_id}, api_key=None)
+        assert reply.status == 200, reply.body
+        attempts = reply.body["data"]
+        failed = Counter(attempt["type"] for attempt in attempts if (attempt.get("status_code") or 0) >= 500)
+        return [f"{event_type}: {count} deliveries answered 5xx" for event_type, count in sorted(failed.items())]
+
     def webhook_faults(self, **faults) -> None:
         reply = self.sandbox.request("POST", f"/_sandbox/webhook_endpoints/{self.endpoint_id}/faults", faults)
         assert reply.status == 200, reply.body
+
+    def deliver_twice_at_once(self, event_id: str) -> list[int]:
+        """POST one signed event to our endpoint from two threads at once (the race the sandbox's fault cannot make)."""
+        import hashlib
+        import hmac
+        import json
+        import time
+        import urllib.request
+        from concurrent.futures import ThreadPoolExecutor
+
+        from djstripe.models import WebhookEndpoint
+
+        endpoint = WebhookEndpoint.objects.get(id=self.endpoint_id)
+        payload = json.dumps(self.stripe.v1.events.retrieve(event_id).to_dict()).encode()
+        stamp = int(time.time())
+        signature = hmac.new(endpoint.secret.encode(), f"{stamp}.".encode() + payload, hashlib.sha256).hexdigest()
+        request = {
+            "url": endpoint.url,
+            "data": payload,
+            "headers": {"Content-Type": "application/json", "Stripe-Signature": f"t={stamp},v1={signature}"},
+            "method": "POST",
+        }
+
+        def post(_):
+            with urllib.request.urlopen(urllib.request.Request(**request), timeout=60) as reply:
+                return reply.status
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            return list(pool.map(post, range(2)))
 
     # --- beat ------------------------------------------------------------------------------------------------
 
@@ -68,7 +108,7 @@ class World:
         self.flush()
         mark = self._newest_event_id()
         entries = LedgerEntry.objects.count()
-        self._run_jobs(label, inject=False)
+        self._run_jobs(label)
         self.flush()
         after = LedgerEntry.objects.count()
         new_events = self._events_since(mark)
@@ -81,7 +121,7 @@ class World:
                 )
             )
 
-    def _run_jobs(self, label: str, inject: bool = True) -> None:
+    def _run_jobs(self, label: str) -> None:
         jobs = [
             ("apply_due_plan_changes", scheduled_changes_apply_due),
             ("rate_closed_usage_periods", usage_periods_rate_closed),
@@ -91,40 +131,30 @@ class World:
             ("end_trials", trials_end_due),
         ]
         for name, job in jobs:
-            with self._kill_once(name) if inject else contextlib.nullcontext():
-                try:
-                    job()
-                except WorkerKilled:
-                    self.kills[name] += 1
-                except Exception as error:  # a crashing job is a defect to report, not a reason to stop living
-                    self.crashes.append((self.now(), f"{label}: job {name} raised {error!r}"))
+            try:
+                job()
+            except WorkerKilled as killed:
+                self.kills[f"{killed}@{name}"] += 1
+            except Exception as error:  # a crashing job is a defect to report, not a reason to stop living
+                self.crashes.append((self.now(), f"{label}: job {name} raised {error!r}"))
 
-    def kill_next(self, job: str) -> None:
-        """The next run of `job` dies once between its Stripe write and its database record."""
-        self._pending_kills.append(job)
+    def kill_next(self, seam: str) -> None:
+        """The next write through `seam` dies once between its Stripe write and its database record.
 
-    @contextlib.contextmanager
-    def _kill_once(self, job: str):
-        if job not in self._pending_kills:
-            yield
-            return
-        self._pending_kills.remove(job)
-        # The seam a crash would cut: after the Stripe write (done by the code before it), before our record.
-        module, name = {
-            "push_ledger_entries": (push, "_record_pushed"),
-            "apply_due_plan_changes": (changes, "subscription_refresh"),
-        }[job]
+        The seam stays cut until some job (or request) goes through it; then it is whole again, and the
+        next run of the job must finish the work exactly once.
+        """
+        module, name = KILL_SEAMS[seam]
         original = getattr(module, name)
+        if getattr(original, "is_cut", False):
+            return  # already cut, not yet hit
 
         def die(*args, **kwargs):
             setattr(module, name, original)
-            raise WorkerKilled(job)
+            raise WorkerKilled(seam)
 
+        die.is_cut = True
         setattr(module, name, die)
-        try:
-            yield
-        finally:
-            setattr(module, name, original)
 
     def _newest_event_id(self) -> str | None:
         page = self.stripe.v1.events.list(params={"limit": 1})
