@@ -170,7 +170,12 @@ def expected_fees(catalog: Catalog, history: list[SubscriptionState], *, as_of: 
         old = catalog.prices[before.price] if before is not None else None
         # A new interval resets the cycle to now, even at the very second a period began.
         interval_changed = old is not None and old.interval != price.interval
-        new_period = before is None or state.period_start != before.period_start or interval_changed
+        # A new period: a renewal, or the cycle reset (a new interval, a trial ended now) even at the same second.
+        new_period = (
+            before is None
+            or (state.period_start, state.period_end) != (before.period_start, before.period_end)
+            or interval_changed
+        )
         if before is not None and before.status != "trialing" and _is_fee_period(before):
             changed = (before.price, before.quantity) != (state.price, state.quantity)
             reset = new_period and (state.period_start != before.period_end or interval_changed)
@@ -283,7 +288,7 @@ def _anchor_segments(history: list[SubscriptionState]):
         anchor = state.period_start if state.status != "trialing" else (state.trial_end or state.period_end)
         if current is None:
             current = _segment(state, state.period_start if state.status != "trialing" else state.at, anchor)
-        elif state.period_start != current["last"].period_end and state.period_start != current["last"].period_start:
+        elif _anchor_moved(current["last"], state):
             current["end"] = state.at  # the anchor moved: cut here, new periods from the new anchor
             segments.append(current)
             current = _segment(state, state.at, state.period_start)
@@ -294,6 +299,12 @@ def _anchor_segments(history: list[SubscriptionState]):
     if current is not None:
         segments.append(current)
     return [(s["start"], s["end"], s["anchor"], s["trial_end"], s["plans"]) for s in segments]
+
+
+def _anchor_moved(last: SubscriptionState, state: SubscriptionState) -> bool:
+    """Stripe moved the billing cycle (new interval, trial ended now): not a renewal, not the same period."""
+    same_period = (state.period_start, state.period_end) == (last.period_start, last.period_end)
+    return not same_period and state.period_start != last.period_end
 
 
 def _segment(state: SubscriptionState, start: datetime, anchor: datetime) -> dict:

@@ -246,3 +246,15 @@ def test_the_oracle_imports_nothing_of_the_product_it_checks():
         node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
     }
     assert imported <= {"__future__", "calendar", "collections", "dataclasses", "datetime"}, imported
+
+
+def test_a_trial_ended_at_the_second_it_began_bills_a_full_period_from_now_on_a_new_anchor():
+    history = [
+        state(at(4, 1), status="trialing", start=at(4, 1), end=at(4, 15), trial_end=at(4, 15)),
+        state(at(4, 1), start=at(4, 1), end=at(5, 1), trial_end=at(4, 1)),
+    ]
+    assert fees(history) == [(PLAN_FEE, at(4, 1), 0), (PLAN_FEE, at(4, 1), 1000)]
+    assert [(p.start, p.end) for p in usage_periods(CATALOG, history)[:2]] == [
+        (at(4, 1), at(5, 1)),
+        (at(5, 1), at(6, 1)),
+    ]
