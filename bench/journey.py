@@ -28,7 +28,8 @@ def simulate(merchants: int, months: int, *, fresh_database: bool, seed: int) ->
         env = {
             **os.environ,
             # Its own database (pytest makes test_<name>), so the bench never collides with a test run.
-            "DATABASE_URL": urlunsplit(urlsplit(BASE_URL)._replace(path="/tollbooth_journey")),
+            # Named after DATABASE_URL's, so two worktrees' benches never share one.
+            "DATABASE_URL": urlunsplit(urlsplit(BASE_URL)._replace(path=urlsplit(BASE_URL).path + "_journey")),
             "TOLLBOOTH_SIM_MERCHANTS": str(merchants),
             "TOLLBOOTH_SIM_MONTHS": str(months),
             "TOLLBOOTH_SIM_REPORT": report.name,
