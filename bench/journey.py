@@ -74,6 +74,10 @@ def main() -> None:
         ("CI population", simulate(CI_MERCHANTS, args.months, fresh_database=True, seed=args.seed)),
         ("bench population", simulate(args.merchants, args.months, fresh_database=False, seed=args.seed)),
     ]
+    print_table(rows)
+
+
+def print_table(rows: list[tuple[str, dict]]) -> None:
     header = (
         f"{'run':<17}| {'merchants':>9} | {'months':>6} | {'invoices':>8} | {'ledger entries':>14} | "
         f"{'oracle diffs':>12} | {'other findings':>14} | {'seconds':>8} | {'s / merchant':>12}"

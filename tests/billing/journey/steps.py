@@ -117,7 +117,8 @@ def _subscribe(merchant: Merchant, rng: random.Random, stripe, why: str) -> None
         params["trial_period_days"] = 14
     subscription = stripe.v1.subscriptions.create(params=params)
     merchant.subscription_id = subscription.id
-    merchant.kinds[f"signup:{interval}{':trial' if 'trial_period_days' in params else ''}"] += why == "signup"
+    if why == "signup":
+        merchant.kinds[f"signup:{interval}{':trial' if 'trial_period_days' in params else ''}"] += 1
     merchant.note(f"{why}:{plan}:{interval}{':trial' if 'trial_period_days' in params else ''}")
 
 
