@@ -10,16 +10,10 @@ It is pure: plain data in (catalog terms, the usage events the API accepted, the
 Stripe's events report it), plain data out (expected lines, differences). It imports nothing of Tollbooth, so
 a defect in rating, the ledger or plan changes cannot hide itself by being computed twice the same way.
 
-Decisions where neither Stripe nor the README speaks (the lead may revisit them):
-- Lines of 0 cents are not compared (a trial's 0 invoice, a period with usage within its quota).
-- A downgrade (lower rank, same interval) and a cancellation are never prorated: our product's rules are
-  "downgrades take effect at the next boundary" and "cancel at period end"; a price change to a higher rank
-  or a quantity change is prorated from the moment Stripe reports it.
-- Usage before the first subscription or after the last one ended belongs to no period: never billed.
-- An invoice that ops voided still "bills" its lines for the comparison (a person forgave them on purpose).
-- A period's plan fee is expected once its renewal invoice could have been finalized (`finalize_delay` after the
-  period start, as Stripe drafts then finalizes an hour later); overage once the period's finality window has
-  passed before the last rating run (`rated_through`).
+Where neither Stripe nor the shared rules speak, its decisions are listed in README ("The oracle's own rules"):
+0-cent lines are not compared; downgrades and cancellations are not prorated; usage outside a subscription is not
+billed; an invoice ops voided still counts; an expired or still-draft renewal bills nothing; fees are expected once
+finalizable (`finalize_delay`), overage once rated after its finality window (`rated_through`).
 """
 
 from __future__ import annotations
@@ -105,14 +99,11 @@ class Difference:
     detail: str
 
     def __str__(self) -> str:
+        expected, actual = (("—" if v is None else f"{v / 100:.2f}") for v in (self.expected, self.actual))
         return (
             f"{self.kind:<9} {self.start:%Y-%m-%d %H:%M:%S} → {self.end:%Y-%m-%d %H:%M:%S}  "
-            f"expected {_cents(self.expected)}  actual {_cents(self.actual)}  {self.detail}"
+            f"expected {expected}  actual {actual}  {self.detail}"
         )
-
-
-def _cents(value: int | None) -> str:
-    return "—" if value is None else f"{value / 100:.2f}"
 
 
 def _ts(value) -> datetime | None:
@@ -159,6 +150,8 @@ def expected_fees(catalog: Catalog, history: list[SubscriptionState], *, as_of: 
     previous: dict[str, SubscriptionState] = {}
     # A subscription whose first payment never came expired, and Stripe voided its first invoice: no fee.
     expired = {state.subscription for state in history if state.status == "incomplete_expired"}
+    # A renewal still a draft when its subscription was canceled is never finalized: that period costs nothing.
+    ended = {state.subscription: state.ended_at or state.at for state in history if state.status == "canceled"}
     for state in history:
         before = previous.get(state.subscription)
         previous[state.subscription] = state
@@ -176,7 +169,7 @@ def expected_fees(catalog: Catalog, history: list[SubscriptionState], *, as_of: 
             or (state.period_start, state.period_end) != (before.period_start, before.period_end)
             or interval_changed
         )
-        if before is not None and before.status != "trialing" and _is_fee_period(before):
+        if before is not None and before.status not in ("trialing", "canceled", "incomplete_expired", "incomplete"):
             changed = (before.price, before.quantity) != (state.price, state.quantity)
             reset = new_period and (state.period_start != before.period_end or interval_changed)
             if changed and reset and not _is_downgrade(old, price):
@@ -185,16 +178,15 @@ def expected_fees(catalog: Catalog, history: list[SubscriptionState], *, as_of: 
                 lines += _prorations(old, before, price, state, credit_only=False)
         if new_period:
             trial = state.status == "trialing" or (state.trial_end is not None and state.period_end <= state.trial_end)
-            if state.period_start + (finalize_delay if before is not None else timedelta(0)) <= as_of:
+            finalized_at = state.period_start + (finalize_delay if before is not None else timedelta(0))
+            if finalized_at <= as_of and not (
+                before is not None and ended.get(state.subscription, FAR_FUTURE) < finalized_at
+            ):
                 amount = 0 if trial else price.amount * state.quantity
                 lines.append(
                     Line(PLAN_FEE, state.period_start, state.period_end, amount, f"{price.plan}/{price.interval}")
                 )
     return lines
-
-
-def _is_fee_period(state: SubscriptionState) -> bool:
-    return state.status not in ("canceled", "incomplete_expired", "incomplete")
 
 
 def _is_downgrade(old: Price, new: Price) -> bool:

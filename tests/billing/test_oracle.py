@@ -258,3 +258,12 @@ def test_a_trial_ended_at_the_second_it_began_bills_a_full_period_from_now_on_a_
         (at(4, 1), at(5, 1)),
         (at(5, 1), at(6, 1)),
     ]
+
+
+def test_a_subscription_canceled_while_its_renewal_is_a_draft_owes_no_fee_for_the_new_period():
+    history = [
+        state(at(4, 1), start=at(4, 1), end=at(5, 1)),
+        state(at(5, 1), start=at(5, 1), end=at(6, 1)),
+        state(at(5, 1), status="canceled", start=at(5, 1), end=at(6, 1), ended_at=at(5, 1)),
+    ]
+    assert fees(history) == [(PLAN_FEE, at(4, 1), 1000)]
