@@ -90,8 +90,11 @@ class Account(models.Model):
         related_name="provisioned_account",
     )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    # Set by the welcome task when it claims the send: the claim is what makes the email go out once.
+    # Set once the SMTP server took the welcome email (not when a worker claims the send).
     welcome_sent_at = models.DateTimeField(null=True, blank=True)
+    # The welcome email's send lease: a worker claims the send by setting it (conditional UPDATE), sets
+    # welcome_sent_at only once the SMTP server took the message, and clears it if the send failed.
+    welcome_claimed_at = models.DateTimeField(null=True, blank=True)
     # The plan in force, kept by billing from the account's Stripe subscription (None: no plan chosen yet,
     # the trial plan applies). The catalog is a leaf app, so accounts may point at it.
     plan = models.ForeignKey("plans.Plan", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
