@@ -1,5 +1,7 @@
 """Billing's Celery tasks: thin, by id, idempotent."""
 
+import logging
+
 from celery import shared_task
 
 from accounts.models import Account
@@ -12,6 +14,8 @@ from billing.stripe.fraud_events import charge_assess, setup_failure_assess
 from billing.subscriptions import seats
 from billing.subscriptions.changes import scheduled_changes_apply_due
 from billing.usage.bursts import usage_bursts_scan
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(
@@ -81,8 +85,14 @@ def dunning_enforce_grace() -> None:
 
 @shared_task(name="billing.reconcile")
 def reconcile() -> None:
-    # Read-mostly; its only writes are idempotent re-syncs and re-pushes, so a rerun is harmless.
-    reconciliation_run()
+    # Read-mostly: it reports, and its only writes are re-syncs from Stripe (never a charge), so a rerun is harmless.
+    run = reconciliation_run()
+    logger.info(
+        "Reconciliation: %s difference(s), %s healed, %s left for staff",
+        run.differences_found,
+        run.differences_healed,
+        run.differences_unhealed,
+    )
 
 
 # Fraud's checks that start from what billing reads (Stripe's objects, usage). They keep their `fraud.` names:
