@@ -50,6 +50,7 @@ class DifferenceKind(models.TextChoices):
     QUANTITY_DRIFT = "quantity_drift", "Subscription quantity differs from Stripe"
     CANCEL_FLAG_DRIFT = "cancel_flag_drift", "Cancel-at-period-end differs from Stripe"
     TRIAL_END_DRIFT = "trial_end_drift", "Trial end differs from Stripe"
+    ACCOUNT_PLAN_DRIFT = "account_plan_drift", "Account's plan differs from its subscription"
 
 
 class ReconciliationDifference(models.Model):

@@ -16,7 +16,11 @@ from billing.models import DifferenceKind, DunningCase, DunningStatus
 from billing.reconciliation.record import difference_record
 from billing.stripe.objects import stripe_id, stripe_time
 from billing.subscriptions.selectors import LIVE_STATUSES, subscription_current
-from billing.subscriptions.sync import ACCOUNT_STATUS_FOR_SUBSCRIPTION, subscription_refresh
+from billing.subscriptions.sync import (
+    ACCOUNT_STATUS_FOR_SUBSCRIPTION,
+    account_sync_status_from_subscription,
+    subscription_refresh,
+)
 
 KIND_FOR_FIELD = {
     "plan": DifferenceKind.PLAN_DRIFT,
@@ -104,6 +108,7 @@ def check_subscriptions(run, account: Account, stripe_subscriptions: list, price
     if status:
         found.append((status[0], DifferenceKind.STATUS_DRIFT, status[1], status[2], None))
     if not found:
+        _check_account_plan(run, account)
         return
 
     for subscription_id in dict.fromkeys(row[0] for row in found):
@@ -126,6 +131,29 @@ def check_subscriptions(run, account: Account, stripe_subscriptions: list, price
             actual=actual,
             details={"field": field} if field else {},
             healed=healed,
+        )
+
+
+def _check_account_plan(run, account: Account) -> None:
+    """The mirror agrees with Stripe; does the account's plan follow it? (a handler that failed after the sync)
+
+    Asked of the sync itself, so the rule of which plan is in force (a scheduled downgrade keeps the paid-for
+    plan until its boundary) stays in one place: it changes the account only if the account had drifted.
+    """
+    before = account.plan.code if account.plan_id else None
+    synced = account_sync_status_from_subscription(account=account)
+    synced.refresh_from_db(fields=["plan"])
+    after = synced.plan.code if synced.plan_id else None
+    if after != before:
+        current = subscription_current(account=account)
+        difference_record(
+            run,
+            account,
+            DifferenceKind.ACCOUNT_PLAN_DRIFT,
+            stripe_id=current.id if current else "",
+            expected=after,
+            actual=before,
+            healed=True,
         )
 
 

@@ -101,3 +101,20 @@ def test_the_command_reports_differences_by_kind_and_how_many_were_healed(subscr
     text = out.getvalue()
     assert "differences: 1 (healed: 1, unhealed: 0)" in text
     assert "cancel_flag_drift: 1 (healed: 1, unhealed: 0)" in text
+
+
+def test_an_account_left_on_another_plan_than_its_subscription_is_healed(subscriber, catalog):
+    Account.objects.filter(pk=subscriber.account.pk).update(plan=catalog.get(code="basic"))  # a handler that failed
+
+    run = reconciliation_run()
+
+    [drift] = run.differences.all()
+    assert (drift.kind, drift.expected, drift.actual, drift.healed) == (
+        DifferenceKind.ACCOUNT_PLAN_DRIFT,
+        "pro",
+        "basic",
+        True,
+    )
+    subscriber.account.refresh_from_db()
+    assert subscriber.account.plan.code == "pro"
+    assert _kinds(reconciliation_run()) == []
