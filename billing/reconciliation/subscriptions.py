@@ -108,7 +108,9 @@ def check_subscriptions(run, account: Account, stripe_subscriptions: list, price
     if status:
         found.append((status[0], DifferenceKind.STATUS_DRIFT, status[1], status[2], None))
     if not found:
-        _check_account_plan(run, account)
+        current = subscription_current(account=account)
+        if current is not None and current.id in by_id:  # only a mirror Stripe has just confirmed
+            _check_account_plan(run, account, current.id)
         return
 
     for subscription_id in dict.fromkeys(row[0] for row in found):
@@ -134,7 +136,7 @@ def check_subscriptions(run, account: Account, stripe_subscriptions: list, price
         )
 
 
-def _check_account_plan(run, account: Account) -> None:
+def _check_account_plan(run, account: Account, subscription_id: str) -> None:
     """The mirror agrees with Stripe; does the account's plan follow it? (a handler that failed after the sync)
 
     Asked of the sync itself, so the rule of which plan is in force (a scheduled downgrade keeps the paid-for
@@ -145,12 +147,11 @@ def _check_account_plan(run, account: Account) -> None:
     synced.refresh_from_db(fields=["plan"])
     after = synced.plan.code if synced.plan_id else None
     if after != before:
-        current = subscription_current(account=account)
         difference_record(
             run,
             account,
             DifferenceKind.ACCOUNT_PLAN_DRIFT,
-            stripe_id=current.id if current else "",
+            stripe_id=subscription_id,
             expected=after,
             actual=before,
             healed=True,
