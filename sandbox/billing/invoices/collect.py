@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from sandbox.billing import periods
 from sandbox.billing import settings as billing_settings
-from sandbox.billing.invoices.drafts import recompute
+from sandbox.billing.invoices.drafts import invoice_subscription, recompute
 from sandbox.core import errors, objects
 from sandbox.core.objects import clock_of
 from sandbox.core.routing import base_url
@@ -108,8 +108,8 @@ def payment_method_for(store: Store, invoice: dict) -> str | None:
     """The invoice's, else its subscription's, else the customer's invoice default payment method."""
     if invoice["default_payment_method"]:
         return invoice["default_payment_method"]
-    if invoice["subscription"]:
-        sub = store.get("subscription", invoice["subscription"])
+    if invoice_subscription(invoice):
+        sub = store.get("subscription", invoice_subscription(invoice))
         if sub and sub["default_payment_method"]:
             return sub["default_payment_method"]
     customer = store.get("customer", invoice["customer"])
