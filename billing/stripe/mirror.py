@@ -21,22 +21,22 @@ from billing.stripe.objects import invoice_subscription_id
 def _invoice_data_with_subscription(cls, data):
     """A copy of the invoice data with the top-level `subscription` dj-stripe reads; `stripe_data` keeps Stripe's
     own shape (dj-stripe stores the data it was given, not this copy)."""
-    data = _djstripe_invoice_hook(data)
+    data = _djstripe_hook(cls, data)
     if data.get("object") != "invoice" or data.get("subscription"):
         return data
     subscription_id = invoice_subscription_id(data)
     return {**data, "subscription": subscription_id} if subscription_id else data
 
 
-_djstripe_invoice_hook = None
+_djstripe_hook = None  # dj-stripe's own hook (a plain function of cls, data), called first
 
 
 def mirror_link_invoice_subscriptions() -> None:
     """Install the hook on dj-stripe's invoice models (once, from `BillingConfig.ready`)."""
-    global _djstripe_invoice_hook
+    global _djstripe_hook
     from djstripe.models.billing import BaseInvoice
 
-    if _djstripe_invoice_hook is not None:
+    if _djstripe_hook is not None:
         return
-    _djstripe_invoice_hook = BaseInvoice._manipulate_stripe_object_hook
+    _djstripe_hook = BaseInvoice._manipulate_stripe_object_hook.__func__
     BaseInvoice._manipulate_stripe_object_hook = classmethod(_invoice_data_with_subscription)
