@@ -8,7 +8,8 @@ from accounts.errors import Conflict
 from accounts.models import Account, AuditLog
 from accounts.services import audit_record, require_manager
 from billing.stripe.client import idempotent, stripe_client
-from billing.subscriptions.changes import SubscriptionState, subscription_state, withdraw_scheduled
+from billing.subscriptions.changes import SubscriptionState, subscription_state
+from billing.subscriptions.scheduled import scheduled_change_withdraw
 from billing.subscriptions.sync import subscription_refresh
 
 logger = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ def subscription_cancel(*, account: Account, actor) -> dict:
         params={"cancel_at_period_end": True},
         options=idempotent(f"cancel:{current.subscription_id}:{_toggle_count(current)}"),
     )
-    withdraw_scheduled(account)
+    scheduled_change_withdraw(account=account, actor=actor, reason="subscription canceled at period end")
     subscription_refresh(subscription_id=current.subscription_id)
     audit_record(
         account=account,
