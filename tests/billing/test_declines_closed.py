@@ -107,3 +107,31 @@ def test_a_cancellation_during_dunning_is_allowed_and_the_case_stays_open(clocke
         _flush(clocked.sandbox)
     case.refresh_from_db()
     assert case.status == DunningStatus.VOIDED
+
+
+def test_only_the_current_subscriptions_unpaid_invoice_can_suspend(clocked, stripe_client):  # noqa: F811
+    """The merchant drops the failing subscription and starts a new one with a working card: the old invoice is
+    still owed (its case stays open, for ops), but it does not lock out an account that pays its current one."""
+    from plans.models import PlanPrice
+
+    with time_machine.travel(clocked.renewal + timedelta(hours=2), tick=False) as traveller:
+        case = _failed_renewal(clocked, stripe_client, traveller)
+        stripe_client.v1.subscriptions.cancel(clocked.subscription.id)
+        card = stripe_client.v1.payment_methods.attach("pm_card_visa", params={"customer": clocked.customer.id})
+        replacement = stripe_client.v1.subscriptions.create(
+            params={
+                "customer": clocked.customer.id,
+                "items": [{"price": PlanPrice.objects.get(plan__code="pro", interval="month").stripe_price_id}],
+                "default_payment_method": card.id,
+            }
+        )
+        _flush(clocked.sandbox)
+        assert replacement.status == "active"
+        assert _status(clocked) == AccountStatus.ACTIVE
+
+        traveller.move_to(clocked.renewal + timedelta(days=8))
+        assert dunning_enforce_grace() == 0
+    case.refresh_from_db()
+    assert case.status == DunningStatus.OPEN
+    assert _status(clocked) == AccountStatus.ACTIVE
+    assert stripe_client.v1.invoices.retrieve(case.stripe_invoice_id).status == "open"
