@@ -16,7 +16,9 @@ from accounts.models import User
 from accounts.services import audit_record
 from billing.models import LedgerEntry, LedgerState
 from billing.stripe.client import idempotent, stripe_client
+from billing.stripe.objects import stripe_id
 from billing.subscriptions.selectors import customer_for_account, subscription_current
+from plans.selectors import plan_price_by_stripe_id
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +103,7 @@ def _push(entry: LedgerEntry, now: datetime) -> LedgerEntry:
     if customer is None:
         raise DomainError(f"Account {entry.account_id} has no Stripe customer.")
     client = stripe_client()
-    final = _is_final_period(entry)
+    final, own_invoice = _billing_route(entry)
     item = _find_invoice_item(client, customer.id, entry) if entry.push_attempts > 1 or entry.repush_count else None
     if item is None:
         params = {
@@ -116,18 +118,29 @@ def _push(entry: LedgerEntry, now: datetime) -> LedgerEntry:
             params["subscription"] = entry.period.subscription_id
         item = client.v1.invoice_items.create(params=params, options=idempotent(entry.idempotency_key("invoice_item")))
     invoice_id = item.get("invoice")
-    if (final or entry.plan_price.interval == "year") and not invoice_id:
+    if own_invoice and not invoice_id:
         invoice_id = _own_invoice(client, customer.id, entry, final=final)
     return _record_pushed(entry, item["id"], invoice_id or "", now)
 
 
-def _is_final_period(entry: LedgerEntry) -> bool:
-    """The period's subscription is over (canceled) or replaced: no renewal of it will sweep in an item."""
+def _billing_route(entry: LedgerEntry) -> tuple[bool, bool]:
+    """(final, own invoice): how the entry's item reaches an invoice.
+
+    Final: the period's subscription is over (canceled) or replaced, so no renewal of it will sweep in an
+    item: the item has no subscription and goes on an invoice of its own. A live annual subscription
+    (including one that was monthly when the period opened) renews in months: its own invoice too. A live
+    monthly one: a pending item its next renewal sweeps in.
+    """
     subscription = djstripe_models.Subscription.objects.filter(id=entry.period.subscription_id).first()
     if subscription is None or subscription.stripe_data.get("status") in ("canceled", "incomplete_expired"):
-        return True
+        return True, True
     current = subscription_current(account=entry.account)
-    return current is not None and current.id != subscription.id
+    if current is not None and current.id != subscription.id:
+        return True, True
+    items = (subscription.stripe_data.get("items") or {}).get("data") or []
+    price_id = stripe_id(items[0].get("price")) if items else None
+    price = plan_price_by_stripe_id(stripe_price_id=price_id) if price_id else None
+    return False, (price or entry.plan_price).interval == "year"
 
 
 def _record_pushed(entry: LedgerEntry, item_id: str, invoice_id: str, now: datetime) -> LedgerEntry:
