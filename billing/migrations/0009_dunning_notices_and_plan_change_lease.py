@@ -25,7 +25,7 @@ def notices_already_sent(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('billing', '0007_reconciliation'),
+        ('billing', '0008_usage_periods_cut_and_push_backoff'),
     ]
 
     operations = [
