@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
@@ -75,6 +77,9 @@ class Account(models.Model):
 
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=80, unique=True)
+    # The account's name outside this database: Stripe idempotency keys and customer metadata use it, because
+    # databases sharing a Stripe account (staging, CI, a restored backup) reuse primary keys for other merchants.
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     status = models.CharField(max_length=20, choices=AccountStatus.choices, default=AccountStatus.TRIALING)
     country = CountryField(blank=True)
     signup_ip = models.GenericIPAddressField(null=True, blank=True)

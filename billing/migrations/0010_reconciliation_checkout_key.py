@@ -14,7 +14,7 @@ def _give_each_attempt_its_own_key(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('billing', '0007_reconciliation'),
+        ('billing', '0009_dunning_notices_and_plan_change_lease'),
     ]
 
     operations = [

@@ -37,13 +37,19 @@ def ledger_entries_to_compare(*, account: Account, window_start: datetime):
     )
 
 
+def _item_key(item) -> str:
+    metadata = item.get("metadata") or {}
+    return metadata.get("ledger_key") or f"id:{metadata.get('ledger_entry_id')}"
+
+
 def check_ledger_at_stripe(run, client, account: Account, customer_id: str, *, now: datetime) -> None:
     """Each entry's invoice item: present, for the same amount, once, and on an invoice in time."""
     entries = list(ledger_entries_to_compare(account=account, window_start=run.window_start))
     if not entries:
         return  # no Stripe call for an account with nothing to compare
     items = list(client.v1.invoice_items.list(params={"customer": customer_id, "limit": 100}).auto_paging_iter())
-    seen = Counter((item.get("metadata") or {}).get("ledger_entry_id") for item in items)
+    # Counted by the ledger key (what the write means at Stripe); items pushed before it existed carry only the id.
+    seen = Counter(_item_key(item) for item in items)
     by_id = {item["id"]: item for item in items}
     for entry in entries:
         details = {"ledger_entry": entry.pk, "period": entry.period_id}
@@ -69,7 +75,7 @@ def check_ledger_at_stripe(run, client, account: Account, customer_id: str, *, n
                 actual=item["amount"],
                 details=details,
             )
-        if seen[str(entry.pk)] > 1:
+        if seen[entry.ledger_key] + seen[f"id:{entry.pk}"] > 1:
             difference_record(
                 run,
                 account,

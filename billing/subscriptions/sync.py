@@ -40,9 +40,10 @@ def subscription_refresh(*, subscription_id: str) -> Account | None:
         return None
     djstripe_models.Subscription.sync_from_stripe_data(data, api_key=stripe_api_key())
     account_sync_status_from_subscription(account=account)
-    from billing.usage.periods import usage_period_raise_plan  # an upgrade applies to the whole current usage period
+    # An anchor move cuts the open usage period; an upgrade applies to the whole current one.
+    from billing.usage.periods import usage_periods_follow_subscription
 
-    usage_period_raise_plan(account=account)
+    usage_periods_follow_subscription(account=account)
     return account
 
 

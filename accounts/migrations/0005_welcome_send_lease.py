@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0003_risk_hold'),
+        ('accounts', '0004_account_public_id'),
     ]
 
     operations = [
