@@ -12,12 +12,12 @@ from __future__ import annotations
 from djstripe import models as djstripe_models
 
 from accounts.models import Account, AccountStatus
-from billing.models import DifferenceKind, DunningCase, DunningStatus
+from billing.models import DifferenceKind
 from billing.reconciliation.record import difference_record
 from billing.stripe.objects import stripe_id, stripe_time
 from billing.subscriptions.selectors import LIVE_STATUSES, subscription_current
 from billing.subscriptions.sync import (
-    ACCOUNT_STATUS_FOR_SUBSCRIPTION,
+    account_status_for_subscription,
     account_sync_status_from_subscription,
     subscription_refresh,
 )
@@ -68,16 +68,6 @@ def _drifted_fields(stripe_terms: dict, mirrored: dict | None) -> dict:
     return {field: (value, mirrored[field]) for field, value in stripe_terms.items() if mirrored[field] != value}
 
 
-def expected_account_status(account: Account, stripe_status: str) -> str | None:
-    expected = ACCOUNT_STATUS_FOR_SUBSCRIPTION.get(stripe_status)
-    if (
-        expected == AccountStatus.PAST_DUE
-        and DunningCase.objects.filter(account=account, status=DunningStatus.SUSPENDED).exists()
-    ):
-        expected = AccountStatus.SUSPENDED  # dunning's grace is over: still past due at Stripe, suspended here
-    return expected
-
-
 def _status_drift(account: Account, by_id: dict) -> tuple[str, str, str] | None:
     """(subscription id, expected, actual) when the account's status is not what its subscription says."""
     if account.status in (AccountStatus.BLOCKED, AccountStatus.CLOSED):
@@ -85,7 +75,7 @@ def _status_drift(account: Account, by_id: dict) -> tuple[str, str, str] | None:
     current = subscription_current(account=account)
     if current is None or current.id not in by_id:
         return None
-    expected = expected_account_status(account, by_id[current.id]["status"])
+    expected = account_status_for_subscription(account=account, stripe_status=by_id[current.id]["status"])
     if not expected or account.status == expected:
         return None
     return current.id, expected, account.status

@@ -58,6 +58,17 @@ def invoice_refresh(*, invoice_id: str) -> Account | None:
     return account
 
 
+def account_status_for_subscription(*, account: Account, stripe_status: str) -> str | None:
+    """The status an account should have for its subscription's Stripe status (None: keep the one it has)."""
+    target = ACCOUNT_STATUS_FOR_SUBSCRIPTION.get(stripe_status)
+    if (
+        target == AccountStatus.PAST_DUE
+        and DunningCase.objects.filter(account=account, status=DunningStatus.SUSPENDED).exists()
+    ):
+        target = AccountStatus.SUSPENDED  # dunning's grace is over: still past due at Stripe, suspended here
+    return target
+
+
 def account_sync_status_from_subscription(*, account: Account) -> Account:
     """Set the account's status from its current subscription (one audited transition, or nothing)."""
     subscription = subscription_current(account=account)
@@ -74,12 +85,7 @@ def account_sync_status_from_subscription(*, account: Account) -> Account:
             plan=summary.plan_price.plan,
             reason=f"Stripe subscription {subscription.id} is on {summary.plan_price.lookup_key}",
         )
-    target = ACCOUNT_STATUS_FOR_SUBSCRIPTION.get(status)
-    if (
-        target == AccountStatus.PAST_DUE
-        and DunningCase.objects.filter(account=account, status=DunningStatus.SUSPENDED).exists()
-    ):
-        target = AccountStatus.SUSPENDED  # dunning's grace is over: still past due at Stripe, suspended here
+    target = account_status_for_subscription(account=account, stripe_status=status)
     account.refresh_from_db(fields=["status"])
     if target is None or account.status == target or account.status in (AccountStatus.BLOCKED, AccountStatus.CLOSED):
         # Blocked and closed are staff decisions; Stripe's events don't undo them.
