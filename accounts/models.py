@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
@@ -75,6 +77,9 @@ class Account(models.Model):
 
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=80, unique=True)
+    # The account's name outside this database: Stripe idempotency keys and customer metadata use it, because
+    # databases sharing a Stripe account (staging, CI, a restored backup) reuse primary keys for other merchants.
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     status = models.CharField(max_length=20, choices=AccountStatus.choices, default=AccountStatus.TRIALING)
     country = CountryField(blank=True)
     signup_ip = models.GenericIPAddressField(null=True, blank=True)
@@ -90,8 +95,11 @@ class Account(models.Model):
         related_name="provisioned_account",
     )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    # Set by the welcome task when it claims the send: the claim is what makes the email go out once.
+    # Set once the SMTP server took the welcome email (not when a worker claims the send).
     welcome_sent_at = models.DateTimeField(null=True, blank=True)
+    # The welcome email's send lease: a worker claims the send by setting it (conditional UPDATE), sets
+    # welcome_sent_at only once the SMTP server took the message, and clears it if the send failed.
+    welcome_claimed_at = models.DateTimeField(null=True, blank=True)
     # The plan in force, kept by billing from the account's Stripe subscription (None: no plan chosen yet,
     # the trial plan applies). The catalog is a leaf app, so accounts may point at it.
     plan = models.ForeignKey("plans.Plan", on_delete=models.PROTECT, null=True, blank=True, related_name="+")

@@ -132,10 +132,12 @@ class _Clock:
             if clock.get("name") == name:
                 self.client.v1.test_helpers.test_clocks.delete(clock.id)
         stamp = int(frozen_time.timestamp())
-        # The account is new in each attempt (a failed one rolled back; ids are not reused), so a retried request
-        # finds its clock and a new attempt never replays the clock it has just deleted.
+        # The account is new in each attempt (a failed one rolled back) and its public id is a fresh UUID, never
+        # reused as primary keys are by another database or a restored backup on the same Stripe account: a
+        # retried request finds its clock, and no attempt replays a clock deleted above or made elsewhere.
         self.clock = self.client.v1.test_helpers.test_clocks.create(
-            params={"frozen_time": stamp, "name": name}, options=idempotent(f"demo:clock:{account.pk}:{stamp}")
+            params={"frozen_time": stamp, "name": name},
+            options=idempotent(f"demo:clock:{account.public_id}:{stamp}"),
         )
         self.now = frozen_time
         data = self.client.v1.customers.create(

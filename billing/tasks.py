@@ -1,10 +1,12 @@
 """Billing's Celery tasks: thin, by id, idempotent."""
 
+import logging
+
 from celery import shared_task
 
 from accounts.models import Account
 from billing.dunning import cases as dunning_cases
-from billing.ledger.push import ledger_entries_push_due
+from billing.ledger.push import PUSH_BATCH, ledger_entries_push_due
 from billing.notices.reminders import reminders_send_due, trials_end_due
 from billing.reconciliation.run import reconciliation_run
 from billing.stripe.customers import customer_ensure
@@ -12,6 +14,8 @@ from billing.stripe.fraud_events import charge_assess, setup_failure_assess
 from billing.subscriptions import seats
 from billing.subscriptions.changes import scheduled_changes_apply_due
 from billing.usage.bursts import usage_bursts_scan
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(
@@ -51,8 +55,13 @@ def rate_closed_usage_periods() -> int:
 @shared_task(name="billing.push_ledger_entries", acks_late=True)
 def push_ledger_entries() -> int:
     # Each entry is claimed for a lease before its Stripe write, which carries the entry's idempotency
-    # key and is looked up by metadata on a retry: running this twice, or after a crash, bills once.
-    return ledger_entries_push_due()
+    # key and is looked up by its ledger key on a retry: running this twice, or after a crash, bills once.
+    # A full batch means more are due (a backlog after a Stripe outage): the next run is queued at once
+    # instead of waiting for beat, so a backlog drains at Stripe's pace, in minutes.
+    pushed = ledger_entries_push_due()
+    if pushed >= PUSH_BATCH:
+        push_ledger_entries.delay()
+    return pushed
 
 
 @shared_task(name="billing.apply_due_plan_changes", acks_late=True)
@@ -81,8 +90,14 @@ def dunning_enforce_grace() -> None:
 
 @shared_task(name="billing.reconcile")
 def reconcile() -> None:
-    # Read-mostly; its only writes are idempotent re-syncs and re-pushes, so a rerun is harmless.
-    reconciliation_run()
+    # Read-mostly: it reports, and its only writes are re-syncs from Stripe (never a charge), so a rerun is harmless.
+    run = reconciliation_run()
+    logger.info(
+        "Reconciliation: %s difference(s), %s healed, %s left for staff",
+        run.differences_found,
+        run.differences_healed,
+        run.differences_unhealed,
+    )
 
 
 # Fraud's checks that start from what billing reads (Stripe's objects, usage). They keep their `fraud.` names:

@@ -2,7 +2,8 @@
 
 signup (allauth page) → the verification link from the email → onboarding (name the company) → a plan on
 /pricing/ → the sandbox's hosted Checkout, paid with 4242 → the signed webhooks (sandbox → live server)
-make the account active on that plan → usage events with the platform token, over the plan's quota →
+make the account active on that plan → the trial ends (usage during a trial is never billed) → usage events
+with the platform token, over the plan's quota →
 /billing/usage/ and GET /api/v1/usage show them → our clock and the customer's Stripe test clock move past
 the period's end and its finality window → the beat tasks rate and push → the clock moves over the
 renewal → at the sandbox, the renewal invoice carries the overage line and is paid.
@@ -161,6 +162,17 @@ def test_newcomers_first_hour_ends_as_an_overage_line_on_the_paid_renewal_invoic
     assert subscription.status == "trialing"  # 14 days of trial left: the first charge is at its end
     assert stripe_client.v1.customers.retrieve(customer_id).test_clock == clock.id
 
+    # --- the trial ends: usage during a trial is counted, never billed (README, billing rules 4) --------------
+    trial_end = datetime.fromtimestamp(subscription.trial_end, tz=UTC)
+    with time_machine.travel(datetime.now(tz=UTC), tick=False) as traveller:
+        _advance(stripe_client, sandbox, clock.id, trial_end + timedelta(hours=1), traveller)
+        _journey_after_the_trial(client, stripe_client, sandbox, clock, customer_id, subscription, price, traveller)
+    assert _account().status == AccountStatus.ACTIVE
+
+
+def _journey_after_the_trial(client, stripe_client, sandbox, clock, customer_id, subscription, price, traveller):
+    account = _account()
+    client.force_login(User.objects.get(email=EMAIL))  # two weeks on: the checkout's session has expired
     # --- usage over the quota, with the platform token ------------------------------------------------------
     tickets = Entitlement.objects.get(plan__code=PLAN, feature="tickets")
     included, unit_cents = tickets.included_units, tickets.overage_cents
@@ -169,7 +181,7 @@ def test_newcomers_first_hour_ends_as_an_overage_line_on_the_paid_renewal_invoic
     expected_overage = (used - included) * unit_cents
 
     machine = APIClient()  # the product's backend: no session, the platform token
-    at = datetime.now(tz=UTC)
+    at = datetime.now(tz=UTC)  # our clock: an hour into the first paid period
     batch = [event(f"first-hour-{i}", at=at, account=account, quantity=QUANTITY) for i in range(EVENTS)]
     reply = platform_post(machine, batch)
     assert reply.status_code == 200, reply.content
@@ -178,12 +190,12 @@ def test_newcomers_first_hour_ends_as_an_overage_line_on_the_paid_renewal_invoic
     assert replay.json()["counts"] == {"new": 0, "duplicate": EVENTS, "refused": 0}
 
     # --- the usage page and the API show them ---------------------------------------------------------------
-    seen_at = datetime.now(tz=UTC)
-    with time_machine.travel(seen_at, tick=False):
-        page = client.get(reverse("usage"))
-        assert page.status_code == 200
-        html = page.content.decode()
-        usage = client.get("/api/v1/usage").json()
+    seen_at = at + timedelta(minutes=5)
+    traveller.move_to(seen_at)
+    page = client.get(reverse("usage"))
+    assert page.status_code == 200
+    html = page.content.decode()
+    usage = client.get("/api/v1/usage").json()
     row = re.search(r'<th scope="row">Ticket</th>\s*<td>(\d+)</td>\s*<td>(\d+)</td>\s*<td>(\d+)</td>', html)
     assert row, html
     assert tuple(map(int, row.groups())) == (used, included, used - included)
@@ -200,33 +212,32 @@ def test_newcomers_first_hour_ends_as_an_overage_line_on_the_paid_renewal_invoic
     assert usage["projected_overage_cents"] == (projected_used - included) * unit_cents > expected_overage
 
     # --- the period closes, the beat tasks rate and push, the renewal bills the overage ----------------------
-    with time_machine.travel(datetime.now(tz=UTC), tick=False) as traveller:
-        _advance(stripe_client, sandbox, clock.id, period_end + timedelta(hours=72, minutes=5), traveller)
-        # The trial's $0 invoice from checkout, then the plan fee at the trial's end (the first renewal).
-        first_invoices = stripe_client.v1.invoices.list(params={"customer": customer_id, "limit": 100}).data
-        assert sorted((i.amount_paid, i.status) for i in first_invoices) == [(0, "paid"), (price.amount_cents, "paid")]
+    _advance(stripe_client, sandbox, clock.id, period_end + timedelta(hours=72, minutes=5), traveller)
+    # The trial's $0 invoice from checkout, the plan fee at the trial's end, and at the period's end (renewals).
+    first_invoices = stripe_client.v1.invoices.list(params={"customer": customer_id, "limit": 100}).data
+    fee = price.amount_cents
+    assert sorted((i.amount_paid, i.status) for i in first_invoices) == [(0, "paid"), (fee, "paid"), (fee, "paid")]
 
-        assert tasks.rate_closed_usage_periods.delay().get() == 1
-        tasks.push_ledger_entries.delay().get()
-        [pending] = stripe_client.v1.invoice_items.list(params={"customer": customer_id, "limit": 100}).data
-        assert (pending.amount, pending.currency, pending.invoice) == (expected_overage, "usd", None)
+    assert tasks.rate_closed_usage_periods.delay().get() == 1
+    tasks.push_ledger_entries.delay().get()
+    [pending] = stripe_client.v1.invoice_items.list(params={"customer": customer_id, "limit": 100}).data
+    assert (pending.amount, pending.currency, pending.invoice) == (expected_overage, "usd", None)
 
-        renewal_at = datetime.fromtimestamp(
-            stripe_client.v1.subscriptions.retrieve(subscription.id)["items"]["data"][0]["current_period_end"], tz=UTC
-        )
-        assert renewal_at > period_end
-        _advance(stripe_client, sandbox, clock.id, renewal_at + timedelta(hours=2), traveller)
+    renewal_at = datetime.fromtimestamp(
+        stripe_client.v1.subscriptions.retrieve(subscription.id)["items"]["data"][0]["current_period_end"], tz=UTC
+    )
+    assert renewal_at > period_end
+    _advance(stripe_client, sandbox, clock.id, renewal_at + timedelta(hours=2), traveller)
 
-        invoices = stripe_client.v1.invoices.list(params={"customer": customer_id, "limit": 100}).data
-        [renewal] = [i for i in invoices if i.id not in {f.id for f in first_invoices}]
-        assert renewal.billing_reason == "subscription_cycle"
-        assert renewal.status == "paid", renewal
-        overage_lines = [line for line in renewal.lines.data if (line.get("metadata") or {}).get("ledger_entry_id")]
-        assert [line.amount for line in overage_lines] == [expected_overage]
-        assert renewal.amount_paid == price.amount_cents + expected_overage
+    invoices = stripe_client.v1.invoices.list(params={"customer": customer_id, "limit": 100}).data
+    [renewal] = [i for i in invoices if i.id not in {f.id for f in first_invoices}]
+    assert renewal.billing_reason == "subscription_cycle"
+    assert renewal.status == "paid", renewal
+    overage_lines = [line for line in renewal.lines.data if (line.get("metadata") or {}).get("ledger_entry_id")]
+    assert [line.amount for line in overage_lines] == [expected_overage]
+    assert renewal.amount_paid == price.amount_cents + expected_overage
 
-        # The merchant sees the closed period billed, once the invoice.paid webhook settled it.
-        client.force_login(User.objects.get(email=EMAIL))  # the session of a month ago has expired
-        past = client.get("/api/v1/usage").json()["past_periods"]
-        assert [(p["amount_cents"], p["ledger_state"]) for p in past] == [(expected_overage, "invoiced")]
-    assert _account().status == AccountStatus.ACTIVE
+    # The merchant sees the closed period billed, once the invoice.paid webhook settled it.
+    client.force_login(User.objects.get(email=EMAIL))  # the session of a month ago has expired
+    past = client.get("/api/v1/usage").json()["past_periods"]
+    assert [(p["amount_cents"], p["ledger_state"]) for p in past] == [(expected_overage, "invoiced")]

@@ -10,6 +10,7 @@ from functools import partial
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.text import slugify
@@ -105,23 +106,44 @@ def _after_provisioning(account_id: int) -> None:
     account_provisioned.send(sender=Account, account_id=account_id)
 
 
-def account_send_welcome(*, account_id: int) -> bool:
-    """Send the welcome email once. Returns False when it was already sent (or the account is gone).
+# Longer than an SMTP send may take (connect, TLS, DATA within Django's EMAIL_TIMEOUT): a worker that died
+# mid-send leaves a claim that a retry may take over after this long.
+WELCOME_SEND_LEASE = timedelta(minutes=10)
 
-    The conditional UPDATE is the claim: of two workers running the same task, one updates the row and
-    sends; the other updates nothing and stops.
+
+def account_send_welcome(*, account_id: int) -> bool:
+    """Send the welcome email once. Returns False when it was sent, is being sent, or the account is gone.
+
+    The claim is a lease (a conditional UPDATE of welcome_claimed_at): of two workers running the same
+    task, one claims and sends, the other stops. welcome_sent_at is written only after the SMTP server
+    took the message; a failed send releases the claim and raises, so the task's retry sends it then.
+    A worker that dies between the send and the mark leaves a lease that expires and a second welcome
+    may go out: one welcome too many after a crash is better than none.
     """
-    claimed = Account.objects.filter(pk=account_id, welcome_sent_at__isnull=True).update(welcome_sent_at=timezone.now())
+    now = timezone.now()
+    claimed = (
+        Account.objects.filter(pk=account_id, welcome_sent_at__isnull=True)
+        .filter(Q(welcome_claimed_at__isnull=True) | Q(welcome_claimed_at__lt=now - WELCOME_SEND_LEASE))
+        .update(welcome_claimed_at=now)
+    )
     if not claimed:
         return False
     account = Account.objects.get(pk=account_id)
     context = {"account": account, "site_url": settings.SITE_URL, "trial_days": settings.TOLLBOOTH_TRIAL_DAYS}
-    send_mail(
-        subject=f"Welcome to Tollbooth, {account.name}",
-        message=render_to_string("emails/welcome.txt", context),
-        html_message=render_to_string("emails/welcome.html", context),
-        from_email=None,
-        recipient_list=[account.billing_email],
+    try:
+        send_mail(
+            subject=f"Welcome to Tollbooth, {account.name}",
+            message=render_to_string("emails/welcome.txt", context),
+            html_message=render_to_string("emails/welcome.html", context),
+            from_email=None,
+            recipient_list=[account.billing_email],
+        )
+    except Exception:
+        # Not sent: give the claim back (only ours) so the retry can take it at once.
+        Account.objects.filter(pk=account_id, welcome_claimed_at=now).update(welcome_claimed_at=None)
+        raise
+    Account.objects.filter(pk=account_id, welcome_sent_at__isnull=True).update(
+        welcome_sent_at=timezone.now(), welcome_claimed_at=None
     )
     return True
 

@@ -15,6 +15,7 @@ class CheckoutAttemptAdmin(admin.ModelAdmin):
     list_filter = ["status"]
     search_fields = ["account__name", "stripe_session_id", "=account__id"]
     readonly_fields = [
+        "key",
         "account",
         "plan_price",
         "started_by",

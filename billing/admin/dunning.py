@@ -7,6 +7,7 @@ from django.contrib import admin
 from accounts.admin import ReadOnlyInline
 from billing.models import (
     DunningCase,
+    DunningNotice,
     DunningPolicy,
 )
 
@@ -25,14 +26,22 @@ class DunningCaseInline(ReadOnlyInline):
         "failures",
         "last_decline_code",
         "hard_decline",
+        "hard_declined_at",
         "suspended_at",
         "closed_at",
     ]
     verbose_name_plural = "dunning"
 
 
+class DunningNoticeInline(ReadOnlyInline):
+    model = DunningNotice
+    fields = ["kind", "decline_code", "sent_at"]
+    verbose_name_plural = "notices sent (once each)"
+
+
 @admin.register(DunningCase)
 class DunningCaseAdmin(admin.ModelAdmin):
+    inlines = [DunningNoticeInline]
     list_display = ["opened_at", "account", "stripe_invoice_id", "status", "failures", "last_decline_code"]
     list_filter = ["status", "hard_decline"]
     search_fields = ["account__name", "stripe_invoice_id", "=account__id"]

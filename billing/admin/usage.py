@@ -22,11 +22,22 @@ class UsageRollupInline(ReadOnlyInline):
 class UsagePeriodAdmin(admin.ModelAdmin):
     """Usage per account and period: the rollups (what rating reads) and the ledger entry it produced."""
 
-    list_display = ["account", "start", "end", "state", "plan_price", "used"]
-    list_filter = ["state"]
+    list_display = ["account", "start", "end", "state", "plan_price", "trial", "used"]
+    list_filter = ["state", "trial"]
     search_fields = ["=account__id", "account__name", "account__billing_email", "subscription_id"]
     date_hierarchy = "start"
-    readonly_fields = ["account", "start", "end", "subscription_id", "plan_price", "state", "created_at", "rated_at"]
+    readonly_fields = [
+        "account",
+        "start",
+        "end",
+        "subscription_id",
+        "plan_price",
+        "trial",
+        "terms",
+        "state",
+        "created_at",
+        "rated_at",
+    ]
     inlines = [UsageRollupInline, LedgerEntryInline]
     list_select_related = ["account", "plan_price__plan"]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 
 import stripe
 from django.conf import settings
@@ -10,7 +11,7 @@ from django.conf import settings
 from accounts.errors import DomainError
 from accounts.models import Account
 from accounts.services import audit_record, require_manager
-from billing.models import DunningCase, DunningStatus
+from billing.models import DUNNING_UNPAID_STATUSES, DunningCase
 from billing.stripe.client import idempotent, stripe_client
 from billing.subscriptions.selectors import customer_for_account, subscription_summary
 
@@ -23,7 +24,10 @@ def card_update_session(*, account: Account, actor) -> str:
     customer = customer_for_account(account=account)
     if customer is None:
         raise DomainError("There is no card to update yet; choose a plan first.", code="no_customer")
-    attempt = audit_record(account=account, actor=actor, action="billing.card_update_started")
+    # A fresh UUID, kept on the audit row, names this page: a local primary key would name another
+    # account's page in another database sharing the Stripe account.
+    attempt_key = str(uuid.uuid4())
+    audit_record(account=account, actor=actor, action="billing.card_update_started", after={"key": attempt_key})
     session = stripe_client().v1.checkout.sessions.create(
         params={
             "mode": "setup",
@@ -33,13 +37,16 @@ def card_update_session(*, account: Account, actor) -> str:
             "cancel_url": f"{settings.SITE_URL}/billing/",
             "metadata": {"account_id": str(account.pk), "purpose": "card_update"},
         },
-        options=idempotent(f"card-update:{account.pk}:{attempt.pk}"),
+        options=idempotent(f"card-update:{customer.id}:{attempt_key}"),
     )
     return session.url
 
 
 def card_updated(*, account: Account, session) -> None:
-    """A setup session completed: make its card the default and pay what is overdue with it, now."""
+    """A setup session completed: make its card the default and pay what is overdue with it, now.
+
+    This is also how collection resumes after a hard decline: the new card becomes the default again, and
+    an invoice whose retries were stopped gets them back (auto_advance) before it is paid."""
     setup_intent = session.get("setup_intent")
     setup_intent = setup_intent if isinstance(setup_intent, str) else (setup_intent or {}).get("id")
     if not setup_intent:
@@ -60,8 +67,14 @@ def card_updated(*, account: Account, session) -> None:
             options=idempotent(f"card-update:{session['id']}:subscription"),
         )
     audit_record(account=account, actor=None, action="billing.card_updated", after={"payment_method": payment_method})
-    for case in DunningCase.objects.filter(account=account, status__in=[DunningStatus.OPEN, DunningStatus.SUSPENDED]):
+    for case in DunningCase.objects.filter(account=account, status__in=DUNNING_UNPAID_STATUSES):
         try:
+            if case.hard_decline:
+                stripe_client().v1.invoices.update(
+                    case.stripe_invoice_id,
+                    params={"auto_advance": True},
+                    options=idempotent(f"card-update:{session['id']}:resume:{case.stripe_invoice_id}"),
+                )
             stripe_client().v1.invoices.pay(
                 case.stripe_invoice_id,
                 params={"payment_method": payment_method},

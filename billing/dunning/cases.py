@@ -1,24 +1,28 @@
-"""Dunning cases: a failed renewal payment opens one; grace, suspension, and closing when paid."""
+"""Dunning cases: a failed renewal payment opens one; grace, suspension, and closing when paid, voided or
+written off."""
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
 
-import stripe
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Account, AccountStatus
 from accounts.services import account_change_status, audit_record
-from billing.models import DunningCase, DunningPolicy, DunningStatus
+from billing.dunning.declines import hard_decline_act, latest_decline, notice_claim
+from billing.models import DUNNING_UNPAID_STATUSES, DunningCase, DunningNoticeKind, DunningPolicy, DunningStatus
 from billing.notices.emails import notice_send, receipt_send
-from billing.stripe.client import idempotent, stripe_client
+from billing.stripe.client import stripe_client
 from billing.stripe.objects import invoice_subscription_id, stripe_object_with_account
-from fraud.services import payment_hard_decline
+from billing.subscriptions.selectors import subscription_summary
 
 logger = logging.getLogger(__name__)
+
+# What closes a case when Stripe says the invoice is no longer open, by the invoice's status.
+CLOSING_STATUS = {"void": DunningStatus.VOIDED, "uncollectible": DunningStatus.UNCOLLECTIBLE}
 
 
 def dunning_policy() -> DunningPolicy:
@@ -34,93 +38,86 @@ def dunning_policy() -> DunningPolicy:
 
 def _decline_code(invoice_id: str) -> str:
     """The decline code of the invoice's latest failed payment attempt ('' when unknown)."""
-    payments = stripe_client().v1.invoice_payments.list(params={"invoice": invoice_id, "limit": 10}).data
-    for payment in sorted(payments, key=lambda p: p["created"], reverse=True):
-        intent_id = (payment.get("payment") or {}).get("payment_intent")
-        if not intent_id:
-            continue
-        intent_id = intent_id if isinstance(intent_id, str) else intent_id["id"]
-        error = stripe_client().v1.payment_intents.retrieve(intent_id).get("last_payment_error") or {}
-        if error:
-            return error.get("decline_code") or error.get("code") or ""
-    return ""
+    return latest_decline(invoice_id).code
 
 
 def dunning_payment_failed(*, account: Account, invoice) -> DunningCase:
     """Open (or update) the invoice's dunning case; email the merchant once; act on a hard decline."""
     policy = dunning_policy()
-    decline_code = _decline_code(invoice["id"])
+    decline = latest_decline(invoice["id"])
+    hard = decline.code in policy.hard_decline_codes
     subscription_id = invoice_subscription_id(invoice)
     with transaction.atomic():
         case, created = DunningCase.objects.select_for_update().get_or_create(
             stripe_invoice_id=invoice["id"],
             defaults={"account": account, "stripe_subscription_id": subscription_id or ""},
         )
-        if case.status not in (DunningStatus.OPEN, DunningStatus.SUSPENDED):
+        if case.status not in DUNNING_UNPAID_STATUSES:
             return case
         case.failures = max(case.failures + 1, invoice.get("attempt_count") or 0)
-        case.last_decline_code = decline_code
-        case.hard_decline = case.hard_decline or decline_code in policy.hard_decline_codes
-        case.save(update_fields=["failures", "last_decline_code", "hard_decline"])
+        case.last_decline_code = decline.code
+        newly_hard = hard and not case.hard_decline
+        if newly_hard:
+            case.hard_decline, case.hard_declined_at = True, timezone.now()
+        case.save(update_fields=["failures", "last_decline_code", "hard_decline", "hard_declined_at"])
         if created:
             audit_record(
                 account=account,
                 actor=None,
                 action="dunning.opened",
                 target=f"invoice:{invoice['id']}",
-                after={"amount_due": invoice["amount_due"], "decline_code": decline_code},
+                after={"amount_due": invoice["amount_due"], "decline_code": decline.code},
             )
-            transaction.on_commit(lambda: _email_failed(account, invoice, decline_code))
-    if case.hard_decline and case.status == DunningStatus.OPEN:
-        _stop_retries(invoice["id"])
-        _suspend(case, reason=f"Hard decline ({decline_code}): no retries")
-        _fraud_signal(account, decline_code)
+        if newly_hard:
+            audit_record(
+                account=account,
+                actor=None,
+                action="dunning.hard_decline",
+                target=f"invoice:{invoice['id']}",
+                after={"decline_code": decline.code, "payment_method": decline.payment_method},
+            )
+        if not hard and notice_claim(case, DunningNoticeKind.PAYMENT_FAILED, decline_code=decline.code):
+            # A hard decline has its own email (a new card is needed); a soft one gets this one, once per invoice.
+            transaction.on_commit(lambda: _email_failed(account, invoice, decline.code))
+    if hard:
+        hard_decline_act(account=account, case=case, invoice=invoice, decline=decline)
+        # The hard-decline email says the account is paused: no second email for the suspension.
+        _suspend(case, reason=f"Hard decline ({decline.code}): no retries", notify=False)
     return case
 
 
-def _stop_retries(invoice_id: str) -> None:
-    try:
-        stripe_client().v1.invoices.update(
-            invoice_id, params={"auto_advance": False}, options=idempotent(f"dunning:stop-retries:{invoice_id}")
-        )
-    except stripe.StripeError:
-        logger.exception("Could not stop Stripe's retries of %s", invoice_id)
-
-
-def _fraud_signal(account: Account, decline_code: str) -> None:
-    """A stolen/lost/fraudulent card on a renewal is a payment-stage signal that sends the account to review."""
-    try:
-        payment_hard_decline(account=account, decline_code=decline_code, note="Renewal payment hard-declined")
-    except Exception:
-        # A fraud-side failure must not stop dunning; the suspension above already stands.
-        logger.exception("Fraud signal for a hard decline of account %s failed", account.pk)
-
-
-def _suspend(case: DunningCase, *, reason: str) -> None:
+def _suspend(case: DunningCase, *, reason: str, notify: bool = True) -> bool:
     with transaction.atomic():
         locked = DunningCase.objects.select_for_update().get(pk=case.pk)
         if locked.status != DunningStatus.OPEN:
-            return
+            return False
         locked.status, locked.suspended_at = DunningStatus.SUSPENDED, timezone.now()
         locked.save(update_fields=["status", "suspended_at"])
         account = Account.objects.get(pk=locked.account_id)
         if account.status in (AccountStatus.ACTIVE, AccountStatus.PAST_DUE, AccountStatus.TRIALING):
             account = account_change_status(account=account, to=AccountStatus.SUSPENDED, actor=None, reason=reason)
-        transaction.on_commit(
-            lambda: notice_send(
-                account=account,
-                subject="Your Tollbooth account is suspended",
-                headline="Your account is suspended because a payment is overdue.",
-                body="Your team can still sign in and read everything; features are paused until the invoice is paid.",
-                action_path="/billing/",
-                action_label="Update your card and pay",
+        if notify and notice_claim(locked, DunningNoticeKind.SUSPENDED):
+            transaction.on_commit(
+                lambda: notice_send(
+                    account=account,
+                    subject="Your Tollbooth account is suspended",
+                    headline="Your account is suspended because a payment is overdue.",
+                    body="Your team can still sign in and read everything; features are paused until the invoice "
+                    "is paid.",
+                    action_path="/billing/",
+                    action_label="Update your card and pay",
+                )
             )
-        )
     case.status = DunningStatus.SUSPENDED
+    return True
 
 
 def dunning_enforce_grace(*, now: datetime | None = None) -> int:
-    """Suspend the accounts whose grace period is over with the invoice still unpaid."""
+    """Suspend the accounts whose grace period is over with the invoice still unpaid.
+
+    The invoice is re-read first: a case whose invoice was paid, voided or written off meanwhile (its
+    webhook late or lost) is closed instead; and only the case of an unpaid invoice of the account's
+    current subscription can suspend it (an old subscription's leftovers are for ops, not for a lockout)."""
     now = now or timezone.now()
     policy = dunning_policy()
     suspended = 0
@@ -128,37 +125,96 @@ def dunning_enforce_grace(*, now: datetime | None = None) -> int:
         status=DunningStatus.OPEN, opened_at__lte=now - timedelta(days=policy.grace_days)
     )
     for case in overdue.select_related("account"):
-        _suspend(case, reason=f"Payment overdue for {policy.grace_days} days")
-        suspended += 1
+        invoice = stripe_client().v1.invoices.retrieve(case.stripe_invoice_id)
+        if invoice["status"] == "paid":
+            dunning_invoice_paid(account=case.account, invoice_id=case.stripe_invoice_id)
+            continue
+        if invoice["status"] in CLOSING_STATUS:
+            dunning_invoice_closed(account=case.account, invoice=invoice)
+            continue
+        if invoice["status"] != "open" or not _bills_current_subscription(case):
+            logger.info("Dunning case %s does not suspend: invoice %s", case.pk, invoice["status"])
+            continue
+        if _suspend(case, reason=f"Payment overdue for {policy.grace_days} days"):
+            suspended += 1
     return suspended
+
+
+def _bills_current_subscription(case: DunningCase) -> bool:
+    if not case.stripe_subscription_id:
+        return True  # a one-off invoice (e.g. a final overage) is owed as much as a renewal
+    summary = subscription_summary(account=case.account)
+    return summary is not None and summary.id == case.stripe_subscription_id
 
 
 def dunning_invoice_paid(*, account: Account, invoice_id: str) -> DunningCase | None:
     """The invoice was paid: close its case as recovered and say so (the account's status follows Stripe's)."""
     with transaction.atomic():
         case = DunningCase.objects.select_for_update().filter(stripe_invoice_id=invoice_id).first()
-        if case is None or case.status in (DunningStatus.RECOVERED, DunningStatus.CANCELED):
+        if case is None or case.status not in DUNNING_UNPAID_STATUSES:
             return case
         case.status, case.closed_at = DunningStatus.RECOVERED, timezone.now()
         case.save(update_fields=["status", "closed_at"])
         audit_record(account=account, actor=None, action="dunning.recovered", target=f"invoice:{invoice_id}")
-        transaction.on_commit(
-            lambda: notice_send(
-                account=account,
-                subject="Payment received: your Tollbooth account is active",
-                headline="Thank you: the overdue invoice is paid.",
-                body="Everything is back to normal for your team.",
-                action_path="/billing/",
-                action_label="See your invoices",
+        if notice_claim(case, DunningNoticeKind.RECOVERED):
+            transaction.on_commit(
+                lambda: notice_send(
+                    account=account,
+                    subject="Payment received: your Tollbooth account is active",
+                    headline="Thank you: the overdue invoice is paid.",
+                    body="Everything is back to normal for your team.",
+                    action_path="/billing/",
+                    action_label="See your invoices",
+                )
             )
-        )
     return case
 
 
-def dunning_subscription_ended(*, account: Account, subscription_id: str) -> int:
-    """Stripe canceled the subscription after its last retry: close the open cases as canceled."""
+def dunning_invoice_closed(*, account: Account, invoice) -> DunningCase | None:
+    """The invoice was voided or marked uncollectible: its case closes and never suspends again.
+
+    A void means nothing is owed: a suspension this case caused is lifted (unless another unpaid case
+    remains). Uncollectible is a write-off of money still owed: the account stays as it is, for ops to decide.
+    Anything else (the invoice is open or paid by the time we read it) is a no-op here."""
+    closing = CLOSING_STATUS.get(invoice.get("status"))
+    if closing is None:
+        return None
+    with transaction.atomic():
+        case = DunningCase.objects.select_for_update().filter(stripe_invoice_id=invoice["id"]).first()
+        if case is None or case.status not in DUNNING_UNPAID_STATUSES:
+            return case
+        was_suspending = case.status == DunningStatus.SUSPENDED
+        case.status, case.closed_at = closing, timezone.now()
+        case.save(update_fields=["status", "closed_at"])
+        audit_record(
+            account=account,
+            actor=None,
+            action=f"dunning.closed_{closing}",
+            target=f"invoice:{invoice['id']}",
+            before={"status": DunningStatus.SUSPENDED if was_suspending else DunningStatus.OPEN},
+            after={"status": closing},
+        )
+        account.refresh_from_db(fields=["status"])
+        still_suspending = (
+            DunningCase.objects.filter(account=account, status=DunningStatus.SUSPENDED).exclude(pk=case.pk).exists()
+        )
+        lift = was_suspending and closing == DunningStatus.VOIDED and not still_suspending
+        if lift and account.status == AccountStatus.SUSPENDED:
+            account_change_status(
+                account=account, to=AccountStatus.ACTIVE, actor=None, reason=f"Invoice {invoice['id']} voided"
+            )
+    return case
+
+
+def dunning_subscription_ended(*, account: Account, subscription_id: str, reason: str | None) -> int:
+    """Stripe canceled the subscription after its last retry: close its unpaid cases as canceled.
+
+    A subscription that ended otherwise (the merchant canceled during dunning) leaves its cases open: the
+    invoice is still owed until it is paid, voided or written off."""
+    if reason != "payment_failed":
+        return 0
     closed = DunningCase.objects.filter(
-        stripe_subscription_id=subscription_id, status__in=[DunningStatus.OPEN, DunningStatus.SUSPENDED]
+        stripe_subscription_id=subscription_id, status__in=DUNNING_UNPAID_STATUSES
     ).update(status=DunningStatus.CANCELED, closed_at=timezone.now())
     if closed:
         audit_record(account=account, actor=None, action="dunning.canceled", target=f"subscription:{subscription_id}")
@@ -181,11 +237,20 @@ def dunning_on_invoice_paid(*, invoice_id: str) -> None:
     receipt_send(account=account, invoice=invoice)
 
 
+def dunning_on_invoice_closed(*, invoice_id: str) -> DunningCase | None:
+    """invoice.voided / invoice.marked_uncollectible: re-read the invoice, then close its case."""
+    invoice, account = stripe_object_with_account(stripe_client().v1.invoices, invoice_id)
+    if account is None:
+        return None
+    return dunning_invoice_closed(account=account, invoice=invoice)
+
+
 def dunning_on_subscription_deleted(*, subscription_id: str) -> int:
-    _subscription, account = stripe_object_with_account(stripe_client().v1.subscriptions, subscription_id)
+    subscription, account = stripe_object_with_account(stripe_client().v1.subscriptions, subscription_id)
     if account is None:
         return 0
-    return dunning_subscription_ended(account=account, subscription_id=subscription_id)
+    reason = (subscription.get("cancellation_details") or {}).get("reason")
+    return dunning_subscription_ended(account=account, subscription_id=subscription_id, reason=reason)
 
 
 def _email_failed(account: Account, invoice, decline_code: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import datetime
 
@@ -10,7 +11,7 @@ from django.utils import timezone
 
 from billing.models import LedgerEntry, LedgerKind, LedgerState, UsagePeriod, UsagePeriodState, UsageRollup
 from billing.usage.periods import finality_window
-from billing.usage.rating import metered_entitlements, usage_rate
+from billing.usage.rating import metered_entitlements, metered_terms, usage_rate_terms
 from plans.models import PlanPrice
 
 logger = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ def usage_periods_rate_closed(*, now: datetime | None = None, chunk_size: int = 
     """
     now = now or timezone.now()
     cutoff = now - finality_window()
-    plans: dict[int, tuple[PlanPrice, dict]] = {}
+    plans: dict[int, dict] = {}
     total = 0
     while True:
         rated = _rate_chunk(now=now, cutoff=cutoff, chunk_size=chunk_size, plans=plans)
@@ -51,7 +52,7 @@ def _rate_chunk(*, now, cutoff, chunk_size, plans) -> int:
                     SELECT id FROM {table} WHERE state = %s AND "end" <= %s
                     ORDER BY "end", id LIMIT %s FOR UPDATE SKIP LOCKED
                 ) AND state = %s
-                RETURNING id, account_id, plan_price_id
+                RETURNING id, account_id, plan_price_id, terms, trial
                 """,  # noqa: S608
                 [UsagePeriodState.RATED, now, UsagePeriodState.OPEN, cutoff, chunk_size, UsagePeriodState.OPEN],
             )
@@ -64,12 +65,17 @@ def _rate_chunk(*, now, cutoff, chunk_size, plans) -> int:
         ).values_list("period_id", "metric", "used"):
             used.setdefault(period_id, {})[metric] = units
         entries = []
-        for period_id, account_id, plan_price_id in claimed:
-            if plan_price_id not in plans:
-                plan_price = PlanPrice.objects.select_related("plan").get(pk=plan_price_id)
-                plans[plan_price_id] = (plan_price, metered_entitlements(plan_price=plan_price))
-            plan_price, metered = plans[plan_price_id]
-            rating = usage_rate(plan_price=plan_price, metered=metered, used=used.get(period_id, {}))
+        for period_id, account_id, plan_price_id, terms, trial in claimed:
+            if isinstance(terms, str):
+                terms = json.loads(terms)  # a raw cursor may hand jsonb back as text
+            if not terms:  # a period stored before terms were snapshot: its plan's terms today
+                if plan_price_id not in plans:
+                    plan_price = PlanPrice.objects.get(pk=plan_price_id)
+                    plans[plan_price_id] = metered_terms(
+                        plan_price=plan_price, metered=metered_entitlements(plan_price=plan_price)
+                    )
+                terms = plans[plan_price_id]
+            rating = usage_rate_terms(terms=terms, used=used.get(period_id, {}), trial=trial)
             entries.append(
                 LedgerEntry(
                     account_id=account_id,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 from django.db import transaction
 from django.utils import timezone
@@ -21,11 +22,11 @@ def ledger_entries_mark_invoiced(*, invoice_id: str) -> int:
         return 0
     by_entry: dict[int, str] = {}
     for line in client.v1.invoices.line_items.list(invoice_id, params={"limit": 100}).auto_paging_iter():
-        entry_id = (line.get("metadata") or {}).get("ledger_entry_id")
-        if entry_id and str(entry_id).isdigit():
+        entry_id = _entry_for(line.get("metadata") or {})
+        if entry_id is not None:
             parent = line.get("parent") or {}
             details = parent.get("invoice_item_details") or {}
-            by_entry[int(entry_id)] = details.get("invoice_item") or line.get("invoice_item") or ""
+            by_entry[entry_id] = details.get("invoice_item") or line.get("invoice_item") or ""
     marked = 0
     now = timezone.now()
     for entry_id, item_id in by_entry.items():
@@ -47,3 +48,25 @@ def ledger_entries_mark_invoiced(*, invoice_id: str) -> int:
             )
             marked += 1
     return marked
+
+
+def _entry_for(metadata: dict) -> int | None:
+    """The ledger entry a line carries: by its ledger key (the same in every database sharing the Stripe
+    account); by the local id only for lines pushed before keys were stable."""
+    key = metadata.get("ledger_key")
+    if key:
+        kind, _, rest = str(key).partition(":")
+        subscription_id, _, start = rest.rpartition(":")
+        if not start.isdigit():
+            return None
+        return (
+            LedgerEntry.objects.filter(
+                kind=kind,
+                period__subscription_id=subscription_id,
+                period__start=datetime.fromtimestamp(int(start), tz=UTC),
+            )
+            .values_list("pk", flat=True)
+            .first()
+        )
+    entry_id = metadata.get("ledger_entry_id")
+    return int(entry_id) if entry_id and str(entry_id).isdigit() else None

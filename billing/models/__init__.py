@@ -1,7 +1,14 @@
 """Billing's own models (dj-stripe's are the mirror of Stripe), one module per area; all re-exported here."""
 
 from billing.models.checkout import CheckoutAttempt, CheckoutStatus
-from billing.models.dunning import DunningCase, DunningPolicy, DunningStatus
+from billing.models.dunning import (
+    DUNNING_UNPAID_STATUSES,
+    DunningCase,
+    DunningNotice,
+    DunningNoticeKind,
+    DunningPolicy,
+    DunningStatus,
+)
 from billing.models.ledger import LedgerEntry, LedgerKind, LedgerState
 from billing.models.notices import Receipt, Reminder, ReminderKind
 from billing.models.plan_changes import PlanChangeStatus, ScheduledPlanChange
@@ -9,10 +16,13 @@ from billing.models.reconciliation import DifferenceKind, ReconciliationDifferen
 from billing.models.usage import UsageEvent, UsagePeriod, UsagePeriodState, UsageRollup
 
 __all__ = [
+    "DUNNING_UNPAID_STATUSES",
     "CheckoutAttempt",
     "CheckoutStatus",
     "DifferenceKind",
     "DunningCase",
+    "DunningNotice",
+    "DunningNoticeKind",
     "DunningPolicy",
     "DunningStatus",
     "LedgerEntry",

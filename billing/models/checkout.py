@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -23,6 +25,9 @@ class CheckoutAttempt(models.Model):
     tab reuses it, and a different choice expires it first, so two sessions can never both complete.
     """
 
+    # The idempotency keys of its Stripe writes: the same attempt means the same thing in every database
+    # sharing the Stripe account, which a local primary key alone would not.
+    key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     account = models.ForeignKey("accounts.Account", on_delete=models.CASCADE, related_name="checkout_attempts")
     plan_price = models.ForeignKey("plans.PlanPrice", on_delete=models.PROTECT, related_name="+")
     started_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
@@ -46,4 +51,4 @@ class CheckoutAttempt(models.Model):
 
     @property
     def idempotency_key(self) -> str:
-        return f"checkout:attempt:{self.pk}"
+        return f"checkout:{self.key}"

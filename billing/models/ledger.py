@@ -18,6 +18,7 @@ class LedgerState(models.TextChoices):
     PUSHED = "pushed", "Pushed"  # an invoice item carries it at Stripe
     INVOICED = "invoiced", "Invoiced"  # the invoice carrying it is paid
     NOTHING_DUE = "nothing_due", "Nothing due"  # rated at zero: nothing is pushed
+    FAILED = "failed", "Failed"  # the push failed MAX_PUSH_ATTEMPTS times: waits for staff (re-push with a reason)
 
 
 class LedgerEntry(models.Model):
@@ -37,11 +38,15 @@ class LedgerEntry(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     pushed_at = models.DateTimeField(null=True, blank=True)
     invoiced_at = models.DateTimeField(null=True, blank=True)
-    # A push claims the entry for a lease (conditional UPDATE); attempts > 0 means Stripe may already
-    # hold the item, so the next push looks for it before creating one.
+    # A push claims the entry by moving next_push_at past its lease (conditional UPDATE); a failure moves
+    # it by the backoff. attempts > 0 means Stripe may already hold the item, so the next push looks for it
+    # (by the ledger key in its metadata) before creating one.
     push_attempts = models.PositiveIntegerField(default=0)
     push_claimed_at = models.DateTimeField(null=True, blank=True)
+    next_push_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    # Staff re-pushes so far: each writes under a key of its own (`...:repush:<n>`).
+    repush_count = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -53,11 +58,24 @@ class LedgerEntry(models.Model):
                 condition=(Q(amount_cents=0, state="nothing_due") | (Q(amount_cents__gt=0) & ~Q(state="nothing_due"))),
             ),
         ]
-        indexes = [models.Index(fields=["state"], name="ledger_state")]
+        indexes = [
+            models.Index(fields=["state"], name="ledger_state"),
+            # The push's due scan: rated entries by next attempt, so a failing entry never blocks newer ones.
+            models.Index(fields=["state", "next_push_at"], name="ledger_state_next_push"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.amount_cents / 100:.2f} {self.currency} ({self.state})"
 
     @property
-    def idempotency_key(self) -> str:
-        return f"ledger:{self.pk}:invoice_item"
+    def ledger_key(self) -> str:
+        """What this entry charges, in Stripe's terms: the same in every database sharing the Stripe account.
+
+        A local primary key is not: a restored backup or a CI database reuses it for another charge.
+        """
+        return f"{self.kind}:{self.period.subscription_id}:{int(self.period.start.timestamp())}"
+
+    def idempotency_key(self, write: str) -> str:
+        """The key of one Stripe write for this entry (`invoice_item`, `invoice`, `finalize`)."""
+        suffix = f":repush:{self.repush_count}" if self.repush_count else ""
+        return f"{self.ledger_key}:{write}{suffix}"

@@ -29,6 +29,9 @@ class ScheduledPlanChange(models.Model):
     status = models.CharField(max_length=10, choices=PlanChangeStatus.choices, default=PlanChangeStatus.SCHEDULED)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
+    # A worker's lease on the change while it writes to Stripe: another run leaves the change alone until
+    # the lease expires, and the status becomes APPLIED only once Stripe has answered.
+    claimed_at = models.DateTimeField(null=True, blank=True)
     applied_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from django.contrib.postgres.constraints import ExclusionConstraint
+from django.contrib.postgres.fields import DateTimeRangeField, RangeOperators
 from django.db import models
-from django.db.models import Q
+from django.db.models import Func, Q
 from django.utils import timezone
 
 
@@ -12,11 +14,19 @@ class UsagePeriodState(models.TextChoices):
     RATED = "rated", "Rated"  # closed: rated and its ledger entry written; late events are refused
 
 
+class TsTzRange(Func):
+    function = "TSTZRANGE"
+    output_field = DateTimeRangeField()
+
+
 class UsagePeriod(models.Model):
     """One month of an account's usage, [start, end), anchored on its subscription's billing cycle anchor.
 
     Created by the first event booked to it. `plan_price` is the plan it is rated on: the highest-ranked
     plan the account held while the period was open (an upgrade mid-period raises it; see billing/usage/periods.py).
+    `terms` are the metered terms it is rated on, snapshot when it opened (or when an upgrade raised it), so
+    a catalog edit is never retroactive. An anchor move cuts `end` to the moment of the change; periods of
+    an account never overlap (the exclusion constraint).
     """
 
     account = models.ForeignKey("accounts.Account", on_delete=models.CASCADE, related_name="usage_periods")
@@ -27,15 +37,26 @@ class UsagePeriod(models.Model):
     state = models.CharField(max_length=10, choices=UsagePeriodState.choices, default=UsagePeriodState.OPEN)
     created_at = models.DateTimeField(default=timezone.now)
     rated_at = models.DateTimeField(null=True, blank=True)
+    # {"currency": "usd", "metrics": {metric: {"included": int, "unit_amount_cents": int, "unit_name": str}}}
+    terms = models.JSONField(default=dict, blank=True)
+    # Usage during a trial is counted, never billed: the period is rated "nothing due".
+    trial = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-start"]
         constraints = [
-            models.UniqueConstraint(fields=["account", "start"], name="usage_period_account_start"),
+            ExclusionConstraint(
+                name="usage_period_no_overlap",
+                expressions=[("account", RangeOperators.EQUAL), (TsTzRange("start", "end"), RangeOperators.OVERLAPS)],
+            ),
             models.CheckConstraint(condition=Q(end__gt=models.F("start")), name="usage_period_end_after_start"),
         ]
-        # The beat job's scan: open periods whose end is older than the finality window.
-        indexes = [models.Index(fields=["state", "end"], name="usage_period_state_end")]
+        indexes = [
+            # The beat job's scan: open periods whose end is older than the finality window.
+            models.Index(fields=["state", "end"], name="usage_period_state_end"),
+            # Ingestion's lookup of the stored period containing an event (start <= occurred_at < end).
+            models.Index(fields=["account", "start"], name="usage_period_account_start_at"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.account_id}: {self.start:%Y-%m-%d} - {self.end:%Y-%m-%d} ({self.state})"

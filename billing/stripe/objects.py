@@ -5,6 +5,7 @@ the Tollbooth account it belongs to; the small shape helpers every reader needs,
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import UTC, datetime
 
 from accounts.models import Account
@@ -14,22 +15,43 @@ logger = logging.getLogger(__name__)
 
 
 def account_for_customer(customer_id: str | None):
-    """The Tollbooth account a Stripe customer belongs to: the mirror's subscriber, else the customer's
-    `account_id` metadata (then the mirror is linked, so the next lookup is local). None for strangers."""
+    """The Tollbooth account a Stripe customer belongs to: the mirror's subscriber, else the account its metadata
+    names (then the mirror is linked, so the next lookup is local). None for strangers.
+
+    Databases sharing a Stripe account reuse primary keys for other merchants, so a customer whose metadata
+    carries `account_public_id` belongs only to the account of that public id; `account_id` alone (customers
+    made before public ids) is trusted as before. dj-stripe links a mirror row by `account_id` on its own, so
+    the mirror's subscriber is checked against the public id too.
+    """
     from djstripe import models as djstripe_models
 
     if not customer_id:
         return None
     customer = djstripe_models.Customer.objects.filter(id=customer_id).select_related("subscriber").first()
     if customer is not None and customer.subscriber is not None:
-        return customer.subscriber
+        public_id = _metadata_public_id(customer.stripe_data.get("metadata"))
+        return customer.subscriber if public_id in (None, str(customer.subscriber.public_id)) else None
     data = retrieve_or_none(stripe_client().v1.customers, customer_id)
-    account_id = str(((data or {}).get("metadata") or {}).get("account_id") or "")
-    account = Account.objects.filter(pk=account_id).first() if account_id.isdigit() else None
+    account = _account_from_metadata((data or {}).get("metadata") or {})
     if account is not None:
         mirrored = djstripe_models.Customer.sync_from_stripe_data(data, api_key=stripe_api_key())
         djstripe_models.Customer.objects.filter(pk=mirrored.pk).update(subscriber=account)
     return account
+
+
+def _metadata_public_id(metadata) -> str | None:
+    return str((metadata or {}).get("account_public_id") or "") or None
+
+
+def _account_from_metadata(metadata: dict) -> Account | None:
+    public_id = _metadata_public_id(metadata)
+    if public_id is not None:
+        try:
+            return Account.objects.filter(public_id=uuid.UUID(public_id)).first()
+        except ValueError:
+            return None
+    account_id = str(metadata.get("account_id") or "")
+    return Account.objects.filter(pk=account_id).first() if account_id.isdigit() else None
 
 
 def stripe_object_with_account(service, object_id: str | None, *, kind: str = "") -> tuple[dict | None, Account | None]:
@@ -59,8 +81,9 @@ def stripe_time(value) -> datetime | None:
 
 
 def invoice_subscription_id(invoice) -> str | None:
-    """The subscription an invoice bills. Modern API: invoice.parent.subscription_details.subscription;
-    older: invoice.subscription."""
+    """The subscription an invoice bills: `parent.subscription_details.subscription` (Stripe's API since
+    2025-03-31.basil, and the sandbox, have no top-level `subscription` on an invoice). The old key is still read
+    for payloads of older API versions (events stored before the upgrade)."""
     parent = invoice.get("parent") or {}
     subscription = (parent.get("subscription_details") or {}).get("subscription") or invoice.get("subscription")
     return stripe_id(subscription)

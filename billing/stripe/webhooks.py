@@ -13,7 +13,12 @@ from django.db import transaction
 from django.dispatch import receiver
 from djstripe.signals import WEBHOOK_SIGNALS
 
-from billing.dunning.cases import dunning_on_invoice_failed, dunning_on_invoice_paid, dunning_on_subscription_deleted
+from billing.dunning.cases import (
+    dunning_on_invoice_closed,
+    dunning_on_invoice_failed,
+    dunning_on_invoice_paid,
+    dunning_on_subscription_deleted,
+)
 from billing.ledger.settle import ledger_entries_mark_invoiced
 from billing.stripe.fraud_events import dispute_open, early_fraud_warning_handle, invoice_paid_trust
 from billing.subscriptions.checkout import checkout_completed
@@ -40,6 +45,8 @@ def on_subscription_changed(sender, event, **kwargs):
 
 @receiver(WEBHOOK_SIGNALS["invoice.paid"])
 @receiver(WEBHOOK_SIGNALS["invoice.payment_failed"])
+@receiver(WEBHOOK_SIGNALS["invoice.voided"])
+@receiver(WEBHOOK_SIGNALS["invoice.marked_uncollectible"])
 def on_invoice_settled(sender, event, **kwargs):
     invoice_refresh(invoice_id=_object_id(event))
 
@@ -58,6 +65,13 @@ def on_invoice_payment_failed_dunning(sender, event, **kwargs):
 @receiver(WEBHOOK_SIGNALS["invoice.paid"])
 def on_invoice_paid_dunning(sender, event, **kwargs):
     dunning_on_invoice_paid(invoice_id=_object_id(event))
+
+
+@receiver(WEBHOOK_SIGNALS["invoice.voided"])
+@receiver(WEBHOOK_SIGNALS["invoice.marked_uncollectible"])
+def on_invoice_closed_dunning(sender, event, **kwargs):
+    # The handler re-reads the invoice: an event about an invoice paid since (or never closed) changes nothing.
+    dunning_on_invoice_closed(invoice_id=_object_id(event))
 
 
 @receiver(WEBHOOK_SIGNALS["customer.subscription.deleted"])

@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 import logging
+import uuid
 
 from accounts.errors import Conflict
-from accounts.models import Account, AuditLog
+from accounts.models import Account
 from accounts.services import audit_record, require_manager
 from billing.stripe.client import idempotent, stripe_client
-from billing.subscriptions.changes import SubscriptionState, subscription_state, withdraw_scheduled
+from billing.subscriptions.changes import SubscriptionState, subscription_state
+from billing.subscriptions.scheduled import scheduled_change_withdraw
 from billing.subscriptions.sync import subscription_refresh
 
 logger = logging.getLogger(__name__)
 
 
-def _toggle_count(current: SubscriptionState) -> int:
-    """How often this subscription was cancelled or reactivated: names the next toggle for idempotency
-    (a cancel after a reactivation is a new write, not a replay of the first cancel)."""
-    return AuditLog.objects.filter(
-        target=f"subscription:{current.subscription_id}",
-        action__in=["subscription.cancel_scheduled", "subscription.reactivated"],
-    ).count()
+def _toggle_key(kind: str, current: SubscriptionState) -> tuple[str, str]:
+    """A key for one cancel or reactivate request: the subscription and a fresh UUID kept on its audit row.
+
+    A local count of earlier toggles would mean another thing in another database sharing the Stripe account;
+    the UUID protects the request's own retries, and a repeated click is harmless (the flag is set, not toggled)."""
+    request_id = str(uuid.uuid4())
+    return request_id, f"{kind}:{current.subscription_id}:{request_id}"
 
 
 def subscription_cancel(*, account: Account, actor) -> dict:
@@ -29,19 +31,18 @@ def subscription_cancel(*, account: Account, actor) -> dict:
     current = subscription_state(account)
     if current.cancel_at_period_end:
         raise Conflict("The subscription already ends at the end of this period.", code="already_canceling")
+    request_id, key = _toggle_key("cancel", current)
     stripe_client().v1.subscriptions.update(
-        current.subscription_id,
-        params={"cancel_at_period_end": True},
-        options=idempotent(f"cancel:{current.subscription_id}:{_toggle_count(current)}"),
+        current.subscription_id, params={"cancel_at_period_end": True}, options=idempotent(key)
     )
-    withdraw_scheduled(account)
+    scheduled_change_withdraw(account=account, actor=actor, reason="subscription canceled at period end")
     subscription_refresh(subscription_id=current.subscription_id)
     audit_record(
         account=account,
         actor=actor,
         action="subscription.cancel_scheduled",
         target=f"subscription:{current.subscription_id}",
-        after={"ends_at": current.period_end.isoformat()},
+        after={"ends_at": current.period_end.isoformat(), "request": request_id},
     )
     return {"ends_at": current.period_end}
 
@@ -52,10 +53,9 @@ def subscription_reactivate(*, account: Account, actor) -> dict:
     current = subscription_state(account)
     if not current.cancel_at_period_end:
         raise Conflict("The subscription isn't set to end; nothing to reactivate.", code="not_canceling")
+    request_id, key = _toggle_key("reactivate", current)
     stripe_client().v1.subscriptions.update(
-        current.subscription_id,
-        params={"cancel_at_period_end": False},
-        options=idempotent(f"reactivate:{current.subscription_id}:{_toggle_count(current)}"),
+        current.subscription_id, params={"cancel_at_period_end": False}, options=idempotent(key)
     )
     subscription_refresh(subscription_id=current.subscription_id)
     audit_record(
@@ -63,5 +63,6 @@ def subscription_reactivate(*, account: Account, actor) -> dict:
         actor=actor,
         action="subscription.reactivated",
         target=f"subscription:{current.subscription_id}",
+        after={"request": request_id},
     )
     return {"renews_at": current.period_end}

@@ -7,16 +7,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.core import signing
-from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.errors import Conflict, DomainError
 from accounts.models import Account
 from accounts.services import audit_record, require_manager
-from billing.models import PlanChangeStatus, ScheduledPlanChange
+from billing.models import ScheduledPlanChange
 from billing.stripe.client import idempotent, stripe_client
 from billing.stripe.objects import stripe_id
 from billing.subscriptions.checkout import plan_price_require_for_sale
+from billing.subscriptions.scheduled import (
+    scheduled_change_schedule,
+    scheduled_change_withdraw,
+    scheduled_changes_apply_due,
+)
 from billing.subscriptions.seats import require_seats_fit, seat_quantity
 from billing.subscriptions.selectors import customer_for_account, subscription_summary
 from billing.subscriptions.sync import subscription_refresh
@@ -28,11 +32,10 @@ PREVIEW_SALT = "tollbooth.plan-change-preview"
 
 PREVIEW_LIFETIME = timedelta(minutes=30)
 
-# A scheduled downgrade is put on the Stripe subscription this long before the period ends: after the
-# renewal invoice is drafted (at the boundary) a price change would no longer reach it.
-DOWNGRADE_LEAD = timedelta(hours=1)
-
 CHANGEABLE_STATUSES = ("active", "trialing", "past_due")
+
+# The beat task and older callers find the scheduled-change runner here, beside the changes it applies.
+__all__ = ["scheduled_changes_apply_due", "subscription_change", "subscription_change_preview"]
 
 
 @dataclass(frozen=True)
@@ -226,7 +229,7 @@ def _upgrade_now(account, actor, current: SubscriptionState, plan_price: PlanPri
     if charged != claim["m"]:
         # The preview promised a figure; say loudly if Stripe charged another.
         logger.error("Upgrade of %s charged %s, preview said %s", account.pk, charged, claim["m"])
-    withdraw_scheduled(account)
+    scheduled_change_withdraw(account=account, actor=actor, reason=f"upgraded to {plan_price.lookup_key}")
     subscription_refresh(subscription_id=current.subscription_id)
     audit_record(
         account=account,
@@ -253,85 +256,12 @@ def _upgrade_now(account, actor, current: SubscriptionState, plan_price: PlanPri
     }
 
 
-def withdraw_scheduled(account: Account) -> int:
-    """A new change (upgrade, cancellation) supersedes a downgrade waiting for the period's end."""
-    return ScheduledPlanChange.objects.filter(account=account, status=PlanChangeStatus.SCHEDULED).update(
-        status=PlanChangeStatus.CANCELED
-    )
-
-
 def _schedule_downgrade(account, actor, current: SubscriptionState, plan_price: PlanPrice) -> ScheduledPlanChange:
-    with transaction.atomic():
-        ScheduledPlanChange.objects.select_for_update().filter(
-            account=account, status=PlanChangeStatus.SCHEDULED
-        ).update(status=PlanChangeStatus.CANCELED)
-        try:
-            change = ScheduledPlanChange.objects.create(
-                account=account,
-                stripe_subscription_id=current.subscription_id,
-                from_price=current.plan_price,
-                to_price=plan_price,
-                effective_at=current.period_end,
-                requested_by=actor,
-            )
-        except IntegrityError:
-            raise Conflict("Another change was just scheduled; reload and try again.", code="conflict") from None
-        audit_record(
-            account=account,
-            actor=actor,
-            action="subscription.downgrade_scheduled",
-            target=f"subscription:{current.subscription_id}",
-            before={"price": current.plan_price.lookup_key},
-            after={"price": plan_price.lookup_key, "effective_at": current.period_end.isoformat()},
-        )
-    return change
-
-
-def scheduled_changes_apply_due(*, now: datetime | None = None, limit: int = 200) -> int:
-    """Put due downgrades on their Stripe subscriptions (no proration). Safe to run concurrently and again.
-
-    Each change is claimed with a conditional UPDATE (status scheduled → applied): of two runs, one
-    claims and writes; the Stripe write carries a key derived from the change, so a crash and re-run
-    repeats the same write.
-    """
-    now = now or timezone.now()
-    due = list(
-        ScheduledPlanChange.objects.filter(status=PlanChangeStatus.SCHEDULED, effective_at__lte=now + DOWNGRADE_LEAD)
-        .select_related("account", "to_price", "to_price__plan")
-        .order_by("effective_at")[:limit]
+    return scheduled_change_schedule(
+        account=account,
+        actor=actor,
+        subscription_id=current.subscription_id,
+        from_price=current.plan_price,
+        to_price=plan_price,
+        effective_at=current.period_end,
     )
-    applied = 0
-    for change in due:
-        claimed = ScheduledPlanChange.objects.filter(pk=change.pk, status=PlanChangeStatus.SCHEDULED).update(
-            status=PlanChangeStatus.APPLIED, applied_at=now
-        )
-        if not claimed:
-            continue
-        try:
-            data = stripe_client().v1.subscriptions.retrieve(change.stripe_subscription_id)
-            item = data["items"]["data"][0]
-            stripe_client().v1.subscriptions.update(
-                change.stripe_subscription_id,
-                params={
-                    "items": [
-                        {"id": item["id"], "price": change.to_price.stripe_price_id, "quantity": item["quantity"]}
-                    ],
-                    "proration_behavior": "none",
-                },
-                options=idempotent(f"scheduled-plan-change:{change.pk}"),
-            )
-        except Exception:
-            # Give the claim back so the next run retries (the Stripe write is idempotent).
-            ScheduledPlanChange.objects.filter(pk=change.pk).update(status=PlanChangeStatus.SCHEDULED, applied_at=None)
-            logger.exception("Scheduled plan change %s failed; will retry", change.pk)
-            continue
-        subscription_refresh(subscription_id=change.stripe_subscription_id)
-        audit_record(
-            account=change.account,
-            actor=None,
-            action="subscription.downgraded",
-            target=f"subscription:{change.stripe_subscription_id}",
-            after={"price": change.to_price.lookup_key},
-        )
-        applied += 1
-    return applied

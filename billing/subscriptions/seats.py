@@ -13,7 +13,7 @@ from __future__ import annotations
 from djstripe import models as djstripe_models
 
 from accounts.errors import DomainError
-from accounts.models import Account, Membership
+from accounts.models import Account, AuditLog, Membership
 from accounts.services import audit_record, seats_in_use
 from billing.stripe.client import idempotent, stripe_api_key, stripe_client
 from billing.subscriptions.selectors import subscription_summary
@@ -40,6 +40,15 @@ def require_seats_fit(*, account: Account, plan_price: PlanPrice) -> None:
         )
 
 
+def _seats_key(*, subscription_id: str, change_id: int, quantity: int) -> str:
+    """The quantity write's key: the subscription, the quantity and the moment of the team change (to the
+    microsecond). The audit row's primary key alone would name another change in another database sharing
+    the Stripe account; its time, on the same subscription, does not."""
+    changed_at = AuditLog.objects.filter(pk=change_id).values_list("created_at", flat=True).first()
+    moment = int(changed_at.timestamp() * 1_000_000) if changed_at else f"change-{change_id}"
+    return f"seats:{subscription_id}:quantity:{quantity}:at:{moment}"
+
+
 def subscription_sync_seats(*, account: Account, change_id: int) -> int | None:
     """Make a per-seat subscription's quantity equal the account's active members, with proration.
 
@@ -60,7 +69,7 @@ def subscription_sync_seats(*, account: Account, change_id: int) -> int | None:
     updated = stripe_client().v1.subscriptions.update(
         summary.id,
         params={"items": [{"id": item["id"], "quantity": quantity}], "proration_behavior": "create_prorations"},
-        options=idempotent(f"seats:{summary.id}:change:{change_id}:quantity:{quantity}"),
+        options=idempotent(_seats_key(subscription_id=summary.id, change_id=change_id, quantity=quantity)),
     )
     djstripe_models.Subscription.sync_from_stripe_data(updated, api_key=stripe_api_key())
     audit_record(

@@ -40,9 +40,10 @@ def subscription_refresh(*, subscription_id: str) -> Account | None:
         return None
     djstripe_models.Subscription.sync_from_stripe_data(data, api_key=stripe_api_key())
     account_sync_status_from_subscription(account=account)
-    from billing.usage.periods import usage_period_raise_plan  # an upgrade applies to the whole current usage period
+    # An anchor move cuts the open usage period; an upgrade applies to the whole current one.
+    from billing.usage.periods import usage_periods_follow_subscription
 
-    usage_period_raise_plan(account=account)
+    usage_periods_follow_subscription(account=account)
     return account
 
 
@@ -55,6 +56,17 @@ def invoice_refresh(*, invoice_id: str) -> Account | None:
         subscription_refresh(subscription_id=subscription_id)
     djstripe_models.Invoice.sync_from_stripe_data(data, api_key=stripe_api_key())
     return account
+
+
+def account_status_for_subscription(*, account: Account, stripe_status: str) -> str | None:
+    """The status an account should have for its subscription's Stripe status (None: keep the one it has)."""
+    target = ACCOUNT_STATUS_FOR_SUBSCRIPTION.get(stripe_status)
+    if (
+        target == AccountStatus.PAST_DUE
+        and DunningCase.objects.filter(account=account, status=DunningStatus.SUSPENDED).exists()
+    ):
+        target = AccountStatus.SUSPENDED  # dunning's grace is over: still past due at Stripe, suspended here
+    return target
 
 
 def account_sync_status_from_subscription(*, account: Account) -> Account:
@@ -73,12 +85,7 @@ def account_sync_status_from_subscription(*, account: Account) -> Account:
             plan=summary.plan_price.plan,
             reason=f"Stripe subscription {subscription.id} is on {summary.plan_price.lookup_key}",
         )
-    target = ACCOUNT_STATUS_FOR_SUBSCRIPTION.get(status)
-    if (
-        target == AccountStatus.PAST_DUE
-        and DunningCase.objects.filter(account=account, status=DunningStatus.SUSPENDED).exists()
-    ):
-        target = AccountStatus.SUSPENDED  # dunning's grace is over: still past due at Stripe, suspended here
+    target = account_status_for_subscription(account=account, stripe_status=status)
     account.refresh_from_db(fields=["status"])
     if target is None or account.status == target or account.status in (AccountStatus.BLOCKED, AccountStatus.CLOSED):
         # Blocked and closed are staff decisions; Stripe's events don't undo them.

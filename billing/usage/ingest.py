@@ -12,7 +12,14 @@ from django.utils import timezone
 
 from accounts.models import Account
 from billing.models import UsageEvent, UsagePeriod, UsagePeriodState, UsageRollup
-from billing.usage.periods import MISSING, UsageContext, context_cache_key, finality_window, usage_context_cached
+from billing.usage.periods import (
+    MISSING,
+    UsageContext,
+    context_cache_key,
+    finality_window,
+    usage_context_cached,
+    usage_periods_create,
+)
 
 MAX_BATCH = 1000
 
@@ -38,7 +45,17 @@ class Refusal:
 
 class _Event:
     # A plain class with slots: one is made per accepted event, and a dataclass's __init__ costs more.
-    __slots__ = ("account_id", "index", "key", "metric", "occurred_at", "period_end", "period_start", "quantity")
+    __slots__ = (
+        "account_id",
+        "index",
+        "key",
+        "metric",
+        "occurred_at",
+        "outside",
+        "period_end",
+        "period_start",
+        "quantity",
+    )
 
     def __init__(self, index, account_id, metric, quantity, occurred_at, key):
         self.index = index
@@ -48,6 +65,10 @@ class _Event:
         self.occurred_at = occurred_at
         self.key = key
         self.period_start = self.period_end = None
+        # Outside the current subscription (before it started, after it ended): only a stored period
+        # containing the event takes it (a late event of a replaced or canceled subscription); this
+        # refusal is given otherwise.
+        self.outside: Refusal | None = None
 
 
 def _parse_time(value) -> datetime | Refusal:
@@ -192,7 +213,9 @@ def usage_events_record(*, events: list, caller_account: Account | None, now: da
         outcome = _insert(accepted, contexts, now)
         for event in accepted:
             state, event_id = outcome[event.index]
-            if state != UsagePeriodState.OPEN:
+            if state is None and event.outside is not None:
+                refuse(event.index, event.outside)
+            elif state != UsagePeriodState.OPEN:
                 # Rated (or being rated) since we looked: the period takes no more events.
                 refuse(event.index, _closed_refusal(event.period_start, event.period_end, window))
             elif event_id is None:
@@ -242,9 +265,11 @@ def _check_against_subscription(
     if event.occurred_at > now + FUTURE_TOLERANCE:
         return Refusal("occurred_in_future", "occurred_at", "occurred_at is in the future.")
     if context.started_at and event.occurred_at < context.started_at:
-        return Refusal("before_subscription", "occurred_at", "occurred_at is before the subscription started.")
+        event.outside = Refusal("before_subscription", "occurred_at", "occurred_at is before the subscription started.")
+        return None
     if context.ended_at and event.occurred_at >= context.ended_at:
-        return Refusal("after_subscription", "occurred_at", "occurred_at is after the subscription ended.")
+        event.outside = Refusal("after_subscription", "occurred_at", "occurred_at is after the subscription ended.")
+        return None
     start, end = context.period_for(event.occurred_at)
     if end + window <= now:
         return _closed_refusal(start, end, window)
@@ -263,27 +288,31 @@ def _closed_refusal(start: datetime, end: datetime, window: timedelta) -> Refusa
 
 
 # One statement, so one round trip and one transaction (autocommit) per batch:
-# - `locked` share-locks the events' periods until commit, in id order (no deadlocks): the beat job's
-#   claim (an UPDATE) waits for us, so an event is either in the rollup when its period is rated, or
-#   refused because it is rated. A claim that committed first shows here as a state other than open.
+# - `locked` share-locks the stored periods the events fall in (start <= occurred_at < end; periods of
+#   an account never overlap) until commit, in id order (no deadlocks): the beat job's claim (an UPDATE)
+#   waits for us, so an event is either in the rollup when its period is rated, or refused because it is
+#   rated. A claim that committed first shows here as a state other than open. `spans` narrows the scan
+#   to each account's periods between its batch's first and last event (one or two rows an account).
 # - `ins` inserts the events of open periods, sorted by the unique key so that concurrent batches sharing
 #   keys wait on each other in the same order instead of deadlocking; a key already there is skipped.
 # - `rolled` adds only the rows `ins` inserted to the rollups, in (period, metric) order.
-# - The answer is one row per event given: its period's state (NULL: no such period yet) and its new id
-#   (NULL: not inserted). The rows travel as one JSON array: psycopg dumps a long string far faster than
-#   six Python lists as PostgreSQL arrays.
+# - The answer is one row per event given: its period's state (NULL: no stored period contains it yet)
+#   and its new id (NULL: not inserted). The rows travel as one JSON array: psycopg dumps a long string
+#   far faster than six Python lists as PostgreSQL arrays.
 _INGEST_SQL = """
 WITH input AS (
     SELECT * FROM json_to_recordset(%(rows)s::json)
-        AS t(i integer, a bigint, k varchar, s timestamptz, m varchar, q integer, o timestamptz)
+        AS t(i integer, a bigint, k varchar, m varchar, q integer, o timestamptz)
+), spans AS (
+    SELECT a, min(o) AS lo, max(o) AS hi FROM input GROUP BY a
 ), locked AS (
-    SELECT p.id, p.account_id, p.start, p.state FROM {period} p
-    WHERE (p.account_id, p.start) IN (SELECT a, s FROM input)
-    ORDER BY p.id FOR SHARE
+    SELECT p.id, p.account_id, p.start, p."end", p.state FROM {period} p JOIN spans ON p.account_id = spans.a
+    WHERE p.start <= spans.hi AND p."end" > spans.lo
+    ORDER BY p.id FOR SHARE OF p
 ), ins AS (
     INSERT INTO {event} (account_id, idempotency_key, period_id, metric, quantity, occurred_at, received_at)
     SELECT i.a, i.k, l.id, i.m, i.q, i.o, %(now)s
-    FROM input i JOIN locked l ON l.account_id = i.a AND l.start = i.s
+    FROM input i JOIN locked l ON l.account_id = i.a AND l.start <= i.o AND i.o < l."end"
     WHERE l.state = %(open)s
     ORDER BY i.a, i.k
     ON CONFLICT (account_id, idempotency_key) DO NOTHING
@@ -297,7 +326,7 @@ WITH input AS (
 )
 SELECT i.i, l.state, ins.id
 FROM input i
-LEFT JOIN locked l ON l.account_id = i.a AND l.start = i.s
+LEFT JOIN locked l ON l.account_id = i.a AND l.start <= i.o AND i.o < l."end"
 LEFT JOIN ins ON ins.account_id = i.a AND ins.idempotency_key = i.k
 """
 
@@ -309,7 +338,8 @@ def _insert(accepted: list[_Event], contexts, now: datetime) -> dict[int, tuple[
     for those events, and they go again, after the periods are created, in one transaction.
     """
     outcome = _insert_statement(accepted, now)
-    later = [event for event in accepted if outcome[event.index][0] is None]
+    # Events outside the current subscription never open a period: they are refused if none holds them.
+    later = [event for event in accepted if outcome[event.index][0] is None and event.outside is None]
     if later:
         with transaction.atomic():
             _periods_create(later, contexts, now)
@@ -323,15 +353,12 @@ def _insert_statement(events: list[_Event], now: datetime) -> dict[int, tuple[st
     sql = _INGEST_SQL.format(
         period=UsagePeriod._meta.db_table, event=UsageEvent._meta.db_table, rollup=UsageRollup._meta.db_table
     )
-    starts = {e.period_start: None for e in events}  # a batch falls in one period or two: format each once
-    starts = {start: start.isoformat() for start in starts}
     rows = json.dumps(
         [
             {
                 "i": e.index,
                 "a": e.account_id,
                 "k": e.key,
-                "s": starts[e.period_start],
                 "m": e.metric,
                 "q": e.quantity,
                 "o": e.occurred_at.isoformat(),
@@ -345,21 +372,8 @@ def _insert_statement(events: list[_Event], now: datetime) -> dict[int, tuple[st
 
 
 def _periods_create(events: list[_Event], contexts, now: datetime) -> None:
-    """Create the periods these events fall in; a period a concurrent batch created first is left as it is."""
-    wanted: dict[tuple[int, datetime], _Event] = {}
-    for event in events:
-        wanted.setdefault((event.account_id, event.period_start), event)
-    UsagePeriod.objects.bulk_create(
-        [
-            UsagePeriod(
-                account_id=account_id,
-                start=start,
-                end=event.period_end,
-                subscription_id=contexts[account_id].subscription_id,
-                plan_price=contexts[account_id].plan_price,
-                created_at=now,
-            )
-            for (account_id, start), event in sorted(wanted.items())
-        ],
-        ignore_conflicts=True,
+    usage_periods_create(
+        wanted=[(e.account_id, e.occurred_at, e.period_start, e.period_end) for e in events],
+        contexts=contexts,
+        now=now,
     )

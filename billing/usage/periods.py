@@ -15,6 +15,7 @@ from accounts.models import Account
 from billing.models import UsagePeriod, UsagePeriodState
 from billing.stripe.objects import stripe_id, stripe_time
 from billing.subscriptions.selectors import LIVE_STATUSES
+from billing.usage.rating import metered_terms
 from plans.models import Entitlement, EntitlementKind, PlanPrice
 from plans.selectors import plan_price_by_stripe_id
 
@@ -56,13 +57,29 @@ class UsageContext:
     ended_at: datetime | None
     plan_price: PlanPrice
     metered: dict[str, Entitlement] = field(default_factory=dict)
+    trial_end: datetime | None = None
     _last: tuple[datetime, datetime] | None = None
 
     def period_for(self, at: datetime) -> tuple[datetime, datetime]:
+        """The period containing `at` by this subscription alone: from the anchor, clipped to the
+        subscription's start, its trial's end and its end. Stored periods clip it further (ingest)."""
         # Most events of a batch fall in the same period: reuse the last answer when it fits.
         if self._last is None or not (self._last[0] <= at < self._last[1]):
-            self._last = period_bounds(anchor=self.anchor, at=at)
+            start, end = period_bounds(anchor=self.anchor, at=at)
+            if self.started_at and start < self.started_at <= at:
+                start = self.started_at
+            if self.trial_end and start <= at < self.trial_end < end:
+                end = self.trial_end
+            if self.ended_at and start <= at < self.ended_at < end:
+                end = self.ended_at
+            self._last = (start, end)
         return self._last
+
+    def in_trial(self, at: datetime) -> bool:
+        return bool(self.trial_end and at < self.trial_end)
+
+    def terms(self) -> dict:
+        return metered_terms(plan_price=self.plan_price, metered=self.metered)
 
 
 # Ingestion reads the context from the cache: three queries per account per batch otherwise, which at
@@ -123,7 +140,51 @@ def usage_context(*, account: Account) -> UsageContext | None:
         ended_at=stripe_time(data.get("ended_at")),
         plan_price=plan_price,
         metered=metered,
+        trial_end=stripe_time(data.get("trial_end")),
     )
+
+
+def usage_periods_follow_subscription(*, account: Account, now: datetime | None = None) -> int:
+    """A subscription changed: cut the open period at an anchor move, raise its plan on an upgrade.
+
+    Called by the subscription sync (which re-reads the subscription first); refreshes the cached context.
+    Returns how many periods were cut.
+    """
+    context = usage_context(account=account)
+    cache.set(context_cache_key(account.pk), context, CONTEXT_TTL_SECONDS)
+    cut = usage_periods_cut(account=account, context=context)
+    usage_period_raise_plan(account=account, context=context, now=now)
+    return cut
+
+
+def usage_periods_cut(*, account: Account, context: UsageContext | None) -> int:
+    """Cut the account's open periods at the moment the subscription stopped matching them.
+
+    A period is cut (its end set to the change moment, a conditional UPDATE, so re-running is harmless) when
+    its subscription ended, was replaced by another, or moved its anchor (monthly <-> annual, a trial ended
+    early): the period its start falls in under the subscription as it is now ends sooner. The cut period
+    keeps its events and its full quota; events after the cut open a period from the new anchor.
+    """
+    if context is None:
+        return 0
+    cut = 0
+    for period in UsagePeriod.objects.filter(account_id=account.pk, state=UsagePeriodState.OPEN):
+        moment = _cut_moment(period, context)
+        if moment is not None and period.start < moment < period.end:
+            cut += UsagePeriod.objects.filter(pk=period.pk, state=UsagePeriodState.OPEN, end=period.end).update(
+                end=moment
+            )
+    return cut
+
+
+def _cut_moment(period: UsagePeriod, context: UsageContext) -> datetime | None:
+    if period.subscription_id != context.subscription_id:
+        return context.started_at  # a new subscription replaced the period's
+    if context.ended_at and context.ended_at < period.end:
+        return context.ended_at
+    context._last = None  # the context was read for this call: compute afresh
+    _start, end = context.period_for(period.start)
+    return end if end < period.end else None
 
 
 def usage_period_raise_plan(*, account: Account, context: UsageContext | None = None, now: datetime | None = None):
@@ -139,10 +200,54 @@ def usage_period_raise_plan(*, account: Account, context: UsageContext | None = 
     if context is None:
         return 0
     now = now or timezone.now()
-    start, _end = context.period_for(now)
+    # The stored open period containing now, on this subscription (a replaced one's final period keeps its plan).
     return UsagePeriod.objects.filter(
         account_id=account.pk,
-        start=start,
+        subscription_id=context.subscription_id,
+        start__lte=now,
+        end__gt=now,
         state=UsagePeriodState.OPEN,
         plan_price__plan__rank__lt=context.plan_price.plan.rank,
-    ).update(plan_price=context.plan_price)
+    ).update(plan_price=context.plan_price, terms=context.terms())
+
+
+def usage_periods_create(
+    *, wanted: list[tuple[int, datetime, datetime, datetime]], contexts: dict[int, UsageContext], now: datetime
+) -> None:
+    """Create the periods that events (account, occurred_at, start, end by the subscription) fall in.
+
+    Bounds come from the subscription (anchor, start, trial end, end), clipped to the stored periods
+    around the event: after a cut, the next period starts where the cut one ends, never overlapping it.
+    A period a concurrent batch created first is left as it is (the exclusion constraint, DO NOTHING).
+    """
+    stored: dict[int, list[tuple[datetime, datetime]]] = {}
+    for account_id, start, end in UsagePeriod.objects.filter(
+        account_id__in={w[0] for w in wanted},
+        start__lt=max(w[3] for w in wanted),
+        end__gt=min(w[2] for w in wanted),
+    ).values_list("account_id", "start", "end"):
+        stored.setdefault(account_id, []).append((start, end))
+    bounds: dict[tuple[int, datetime], tuple[datetime, bool]] = {}
+    for account_id, occurred_at, start, end in wanted:
+        for other_start, other_end in stored.get(account_id, ()):
+            if start < other_end <= occurred_at:
+                start = other_end
+            if occurred_at < other_start < end:
+                end = other_start
+        bounds.setdefault((account_id, start), (end, contexts[account_id].in_trial(occurred_at)))
+    UsagePeriod.objects.bulk_create(
+        [
+            UsagePeriod(
+                account_id=account_id,
+                start=start,
+                end=end,
+                subscription_id=contexts[account_id].subscription_id,
+                plan_price=contexts[account_id].plan_price,
+                terms=contexts[account_id].terms(),
+                trial=in_trial,
+                created_at=now,
+            )
+            for (account_id, start), (end, in_trial) in sorted(bounds.items())
+        ],
+        ignore_conflicts=True,
+    )

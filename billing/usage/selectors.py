@@ -11,7 +11,7 @@ from django.utils import timezone
 from accounts.models import Account
 from billing.models import LedgerEntry, UsageEvent, UsagePeriod, UsagePeriodState
 from billing.usage.periods import finality_window, usage_context
-from billing.usage.rating import Rating, metered_entitlements, usage_rate
+from billing.usage.rating import Rating, metered_entitlements, period_terms, usage_rate, usage_rate_terms
 from plans.models import Plan, PlanPrice
 
 
@@ -85,16 +85,22 @@ def usage_summary(*, account: Account, now: datetime | None = None, past_limit: 
     context = usage_context(account=account)
     if context is None:
         return None
-    start, end = context.period_for(now)
-    period = UsagePeriod.objects.select_related("plan_price__plan").filter(account=account, start=start).first()
+    # The stored period containing now (it may have been cut by an anchor move), else the one to come.
+    period = (
+        UsagePeriod.objects.select_related("plan_price__plan")
+        .filter(account=account, start__lte=now, end__gt=now)
+        .first()
+    )
+    start, end = (period.start, period.end) if period else context.period_for(now)
     plan_price = period.plan_price if period else context.plan_price
     used = dict(period.rollups.values_list("metric", "used")) if period else {}
-    metered = metered_entitlements(plan_price=plan_price)
+    terms = period_terms(period=period) if period else context.terms()
+    trial = period.trial if period else context.in_trial(now)
     elapsed = max(now - start, MIN_ELAPSED_FOR_PROJECTION)
     length = end - start
     projected_used = {metric: -(-units * length // elapsed) for metric, units in used.items()}  # ceiling
-    current = usage_rate(plan_price=plan_price, metered=metered, used=used)
-    projected = usage_rate(plan_price=plan_price, metered=metered, used=projected_used)
+    current = usage_rate_terms(terms=terms, used=used, trial=trial)
+    projected = usage_rate_terms(terms=terms, used=projected_used, trial=trial)
     return UsageSummary(
         plan_code=plan_price.plan.code,
         plan_name=plan_price.plan.name,

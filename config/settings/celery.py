@@ -14,8 +14,10 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Closed usage periods are rated, written to the ledger and pushed to Stripe (the rating task
     # enqueues the push); every 10 minutes keeps overage within the hour of its finality window ending.
     "rate-closed-usage-periods": {"task": "billing.rate_closed_usage_periods", "schedule": 600.0},
-    # Retries pushes that failed or crashed (their lease has run out) even when nothing new was rated.
-    "push-ledger-entries": {"task": "billing.push_ledger_entries", "schedule": 900.0},
+    # Retries pushes that failed (their backoff, from 1 minute) or crashed (their 2-minute lease has run
+    # out) even when nothing new was rated; every minute, so recovery after a Stripe outage takes minutes.
+    # A run with nothing due is one indexed query.
+    "push-ledger-entries": {"task": "billing.push_ledger_entries", "schedule": 60.0},
     # Usage far above the plan's daily share raises a fraud signal; hourly catches a burst within its day.
     "scan-usage-bursts": {"task": "fraud.scan_usage_bursts", "schedule": 3600.0},
     # Downgrades go onto Stripe within the last hour of their period (DOWNGRADE_LEAD); every 5 minutes

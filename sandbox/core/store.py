@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from sandbox.core import errors
+from sandbox.core import errors, objects
 
 _ALPHABET = string.ascii_letters + string.digits
 
@@ -153,6 +153,10 @@ class Store:
         with self.lock:
             self.reset()
             self.tables = data["tables"]
+            for resource, fields in objects.RETIRED_FIELDS.items():  # a file saved before the field was dropped
+                for obj in self.tables.get(resource, {}).values():
+                    for field in fields:
+                        obj.pop(field, None)
             self.meta = data["meta"]
             self.deleted = data.get("deleted", {})
             self.time_offset = data.get("time_offset", 0)

@@ -10,6 +10,7 @@ invoice and payment-intent code never repeats this table.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import string
 from dataclasses import dataclass
@@ -164,6 +165,21 @@ def lookup(number: str, param: str = "card[number]") -> Card:
     if number == INCORRECT_NUMBER or not number.isdigit() or not 12 <= len(number) <= 19 or not _luhn(number):
         raise errors.card_error("Your card number is incorrect.", "incorrect_number", param=param)
     return Card(number, _brand(number))
+
+
+def check_expiry(exp_month: int | None, exp_year: int | None, now: int) -> int | None:
+    """The four-digit expiry year, after refusing what Stripe refuses: 402 ``invalid_expiry_month`` (not 1-12, or
+    gone by this year) or ``invalid_expiry_year`` (a year in the past). Two-digit years mean 20xx, as on Stripe.
+    ``now``: epoch seconds (the sandbox's time)."""
+    today = datetime.datetime.fromtimestamp(now, datetime.UTC)
+    year = exp_year + 2000 if exp_year is not None and 0 <= exp_year < 100 else exp_year
+    if exp_month is not None and not 1 <= exp_month <= 12:
+        raise errors.card_error("Your card's expiration month is invalid.", "invalid_expiry_month", param="exp_month")
+    if year is not None and year < today.year:
+        raise errors.card_error("Your card's expiration year is invalid.", "invalid_expiry_year", param="exp_year")
+    if year == today.year and exp_month is not None and exp_month < today.month:
+        raise errors.card_error("Your card's expiration month is invalid.", "invalid_expiry_month", param="exp_month")
+    return year
 
 
 def fingerprint(number: str) -> str:

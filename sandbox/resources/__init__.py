@@ -30,6 +30,7 @@ MODULES = [
     "sandbox.billing.invoices.api",
     "sandbox.billing.invoices.items",
     "sandbox.pages.invoice",
+    "sandbox.pages.invoice_pdf",
     "sandbox.billing.subscriptions.api",
     "sandbox.billing.subscriptions.preview",
     "sandbox.billing.clock",

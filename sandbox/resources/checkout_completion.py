@@ -46,14 +46,17 @@ def submit_card(
         return CheckoutResult("open", exc.message)
     if card.attach_fails and card.decline is not None:
         return CheckoutResult("open", card.decline.message)
-    pm = create_card_payment_method(
-        store,
-        card.number,
-        exp_month=exp_month,
-        exp_year=exp_year,
-        cvc_given=bool(cvc),
-        billing_details={"email": email or session["customer_email"], "name": name},
-    )
+    try:
+        pm = create_card_payment_method(
+            store,
+            card.number,
+            exp_month=exp_month,
+            exp_year=exp_year,
+            cvc_given=bool(cvc),
+            billing_details={"email": email or session["customer_email"], "name": name},
+        )
+    except errors.StripeError as exc:  # an expiry in the past: the form says so, the session stays open
+        return CheckoutResult("open", exc.message)
     meta = store.meta_for(session["id"])
     meta["pending"] = {"pm": pm["id"], "email": email, "name": name}
     needs_action = (

@@ -14,6 +14,7 @@ from sandbox.core import params as P
 from sandbox.core.routing import ApiRequest, route
 from sandbox.events.emit import emit, previous_attributes
 from sandbox.payments import engine as payments
+from sandbox.payments import minimums
 from sandbox.resources.payment_methods import get_payment_method
 
 OFF_SESSION = P.ANY  # true/false or "one_off"/"recurring"
@@ -104,8 +105,7 @@ def create(req: ApiRequest) -> dict:
     params = req.validate(CREATE_SCHEMA)
     store = req.store
     P.require(params, "amount", "currency")
-    if params["amount"] < 1:
-        raise errors.invalid_request("Amount must be at least 1 cent.", "amount", "amount_too_small")
+    minimums.check_amount(params["amount"], params["currency"])
     customer_id = params.get("customer")
     if customer_id:
         store.fetch("customer", customer_id, "customer")
@@ -147,6 +147,8 @@ def update(req: ApiRequest, pi_id: str) -> dict:
             f"This PaymentIntent's status is {pi['status']} and it can no longer be updated.",
             code="payment_intent_unexpected_state",
         )
+    if "amount" in params or "currency" in params:
+        minimums.check_amount(params.get("amount", pi["amount"]), params.get("currency", pi["currency"]))
     before = copy.deepcopy(pi)
     for field in ("amount", "currency", "description", "receipt_email", "setup_future_usage", "statement_descriptor"):
         if field in params:

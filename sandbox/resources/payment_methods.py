@@ -53,6 +53,7 @@ def create_card_payment_method(
 ) -> dict:
     """Store a new card payment method for ``number`` (raises ``incorrect_number`` for a bad number)."""
     card = cards.lookup(number, param)
+    exp_year = cards.check_expiry(exp_month, exp_year, store.now())
     today = datetime.datetime.fromtimestamp(store.now(), datetime.UTC)
     details = objects.template("payment_method")["billing_details"]
     details.update(address=dict.fromkeys(details["address"]), email=None, name=None, phone=None, tax_id=None)
@@ -213,6 +214,11 @@ def update(req: ApiRequest, pm_id: str) -> dict:
     if pm is None:
         raise errors.resource_missing("PaymentMethod", pm_id, "payment_method")
     before = copy.deepcopy(pm)
+    card = params.get("card") or {}
+    if card.get("exp_month") is not None or card.get("exp_year") is not None:
+        card["exp_year"] = cards.check_expiry(
+            card.get("exp_month", pm["card"]["exp_month"]), card.get("exp_year", pm["card"]["exp_year"]), store.now()
+        )
     if "billing_details" in params:
         _merge(pm["billing_details"], params["billing_details"] or {})
     for field in ("exp_month", "exp_year"):

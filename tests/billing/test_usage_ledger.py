@@ -229,28 +229,43 @@ def test_two_workers_rating_at_once_write_one_entry_per_period(sandbox, owner, s
     assert LedgerEntry.objects.filter(account=owner.account).count() == 1
 
 
-def test_ops_repush_of_a_stuck_entry_cannot_double_bill_and_is_audited(shop, monkeypatch, staff_user, client):
+def test_ops_repush_of_a_stuck_entry_needs_a_reason_cannot_double_bill_and_is_audited(
+    shop, monkeypatch, staff_user, client
+):
     shop.subscribe()
     _report(shop.account, 2005)
-    with time_machine.travel(_after_window(shop.account), tick=False):
+    when = _after_window(shop.account)
+    with time_machine.travel(when, tick=False):
         usage_periods_rate_closed()
         with monkeypatch.context() as patch:
             _crash_after_stripe(patch)
             with pytest.raises(SystemExit):
                 ledger_entries_push_due()
-        entry = LedgerEntry.objects.get(account=shop.account)
+    entry = LedgerEntry.objects.get(account=shop.account)
+    url = "/admin/billing/ledgerentry/"
+    with time_machine.travel(when + timedelta(seconds=30), tick=False):
         client.force_login(staff_user)
-        page = client.get("/admin/billing/ledgerentry/")
+        # Within the crashed push's lease: a second writer now could make a second item, so it is refused.
+        client.post(url, {"action": "repush", "_selected_action": [entry.pk], "reason": "stuck"}, follow=True)
+        assert LedgerEntry.objects.get(pk=entry.pk).state == LedgerState.RATED
+    with time_machine.travel(when + PUSH_LEASE + timedelta(seconds=1), tick=False):
+        client.force_login(staff_user)
+        page = client.get(url)
         assert page.status_code == 200 and "Rated" in page.content.decode()
-        for _ in range(2):  # a second click finds the entry pushed and refuses
+        client.post(url, {"action": "repush", "_selected_action": [entry.pk]}, follow=True)  # no reason: refused
+        assert not AuditLog.objects.filter(action="ledger.repushed").exists()
+        for _ in range(2):  # a second click finds the item at Stripe and refuses
             client.post(
-                "/admin/billing/ledgerentry/", {"action": "repush", "_selected_action": [entry.pk]}, follow=True
+                url,
+                {"action": "repush", "_selected_action": [entry.pk], "reason": "Push crashed (ticket 42)"},
+                follow=True,
             )
     [item] = _items(shop)
     entry.refresh_from_db()
     assert (entry.state, entry.stripe_invoice_item_id) == (LedgerState.PUSHED, item.id)
     audit = AuditLog.objects.get(action="ledger.repushed")
     assert audit.actor == staff_user and audit.after["stripe_invoice_item_id"] == item.id
+    assert audit.reason == "Push crashed (ticket 42)"
     assert client.get(f"/admin/billing/usageperiod/{entry.period_id}/change/").status_code == 200
 
 

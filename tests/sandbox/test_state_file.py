@@ -158,3 +158,12 @@ def test_a_port_in_use_is_one_line_and_exit_status_2(tmp_path):
     assert result.stderr == f"sandbox: port {port} is in use (set TOLLBOOTH_SANDBOX_PORT to another port)\n"
     assert result.stdout == ""
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_state_file_from_before_the_invoice_shape_change_loads_without_the_old_key():
+    from sandbox.core.store import STATE_VERSION, Store
+
+    invoice = {"id": "in_old", "object": "invoice", "subscription": "sub_1", "parent": None}
+    store = Store()
+    store.load_dict({"version": STATE_VERSION, "tables": {"invoice": {"in_old": invoice}}, "meta": {}})
+    assert "subscription" not in store.get("invoice", "in_old")

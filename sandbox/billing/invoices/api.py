@@ -14,7 +14,7 @@ from sandbox.billing.invoices.collect import (
     mark_uncollectible,
     void,
 )
-from sandbox.billing.invoices.drafts import create_invoice, get_invoice, pending_specs
+from sandbox.billing.invoices.drafts import create_invoice, get_invoice, invoice_subscription, pending_specs
 from sandbox.core import errors, listing, objects
 from sandbox.core import params as P
 from sandbox.core.objects import clock_of
@@ -197,7 +197,7 @@ def list_endpoint(req: ApiRequest) -> dict:
     def matches(invoice: dict) -> bool:
         return (
             (not params.get("customer") or invoice["customer"] == params["customer"])
-            and (not params.get("subscription") or invoice["subscription"] == params["subscription"])
+            and (not params.get("subscription") or invoice_subscription(invoice) == params["subscription"])
             and (not params.get("status") or invoice["status"] == params["status"])
             and created(invoice)
         )

@@ -12,13 +12,14 @@ from collections.abc import Callable
 
 from sandbox.billing import periods
 from sandbox.billing import settings as billing_settings
-from sandbox.billing.invoices.drafts import recompute
+from sandbox.billing.invoices.drafts import invoice_subscription, recompute
 from sandbox.core import errors, objects
 from sandbox.core.objects import clock_of
 from sandbox.core.routing import base_url
 from sandbox.core.store import Store
 from sandbox.events.emit import emit, previous_attributes
 from sandbox.payments import engine as payments
+from sandbox.payments import minimums
 
 # Called as ``hook(store, invoice)`` once an invoice is paid (subscriptions register theirs).
 invoice_paid_hooks: list[Callable[[Store, dict], None]] = []
@@ -40,8 +41,13 @@ def finalize(store: Store, invoice: dict) -> dict:
     starting = customer["balance"] if customer else 0
     net = invoice["total"] + starting
     invoice["starting_balance"] = starting
-    invoice["ending_balance"] = min(0, net)
-    invoice["amount_due"] = invoice["amount_remaining"] = max(0, net)
+    if net > 0 and minimums.is_too_small(net, invoice["currency"]):
+        # Under the minimum charge: nothing is due now; the amount stays owed on the customer's balance (a debit)
+        # and the next invoice collects it, as Stripe does.
+        invoice["ending_balance"], invoice["amount_due"] = net, 0
+    else:
+        invoice["ending_balance"], invoice["amount_due"] = min(0, net), max(0, net)
+    invoice["amount_remaining"] = invoice["amount_due"]
     if customer is not None:
         if customer["balance"] != invoice["ending_balance"]:
             before = copy.deepcopy(customer)
@@ -108,8 +114,8 @@ def payment_method_for(store: Store, invoice: dict) -> str | None:
     """The invoice's, else its subscription's, else the customer's invoice default payment method."""
     if invoice["default_payment_method"]:
         return invoice["default_payment_method"]
-    if invoice["subscription"]:
-        sub = store.get("subscription", invoice["subscription"])
+    if invoice_subscription(invoice):
+        sub = store.get("subscription", invoice_subscription(invoice))
         if sub and sub["default_payment_method"]:
             return sub["default_payment_method"]
     customer = store.get("customer", invoice["customer"])

@@ -19,6 +19,12 @@ def get_invoice(store: Store, invoice_id: str, param: str = "invoice") -> dict:
     return store.fetch("invoice", invoice_id, param)
 
 
+def invoice_subscription(invoice: dict) -> str | None:
+    """The subscription an invoice bills: ``parent.subscription_details.subscription`` (the current API has no
+    top-level ``subscription`` on an invoice)."""
+    return ((invoice.get("parent") or {}).get("subscription_details") or {}).get("subscription")
+
+
 # charge specs and lines
 
 
@@ -252,7 +258,6 @@ def build_invoice(
         statement_descriptor=None,
         status="draft",
         status_transitions={"finalized_at": None, "marked_uncollectible_at": None, "paid_at": None, "voided_at": None},
-        subscription=subscription["id"] if subscription else None,
         test_clock=clock,
         total_discount_amounts=[],
         total_pretax_credit_amounts=[],

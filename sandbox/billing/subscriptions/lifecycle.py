@@ -40,7 +40,11 @@ def cancel_now(store: Store, sub: dict, reason: str = "cancellation_requested", 
     sub["cancel_at_period_end"] = False
     sub["cancellation_details"] = {"comment": comment, "feedback": feedback, "reason": reason}
     for invoice in store.all("invoice"):
-        if invoice["subscription"] == sub["id"] and invoice["status"] in ("draft", "open") and invoice["auto_advance"]:
+        if (
+            drafts.invoice_subscription(invoice) == sub["id"]
+            and invoice["status"] in ("draft", "open")
+            and invoice["auto_advance"]
+        ):
             invoice["auto_advance"] = False
             invoice["next_payment_attempt"] = None
     emit(store, "customer.subscription.deleted", sub, clock_id=clock_of(sub))
@@ -48,9 +52,9 @@ def cancel_now(store: Store, sub: dict, reason: str = "cancellation_requested", 
 
 
 def on_invoice_paid(store: Store, invoice: dict) -> None:
-    if not invoice["subscription"]:
+    if not drafts.invoice_subscription(invoice):
         return
-    sub = store.get("subscription", invoice["subscription"])
+    sub = store.get("subscription", drafts.invoice_subscription(invoice))
     if sub is None or sub["status"] not in ("incomplete", "past_due", "unpaid"):
         return
     # An older invoice paid: the subscription recovers only when no other invoice is still open.
@@ -58,7 +62,7 @@ def on_invoice_paid(store: Store, invoice: dict) -> None:
         sub["latest_invoice"] != invoice["id"]
         and sub["status"] != "incomplete"
         and any(
-            inv["subscription"] == sub["id"] and inv["status"] == "open" and inv["id"] != invoice["id"]
+            drafts.invoice_subscription(inv) == sub["id"] and inv["status"] == "open" and inv["id"] != invoice["id"]
             for inv in store.all("invoice")
         )
     ):
@@ -68,9 +72,9 @@ def on_invoice_paid(store: Store, invoice: dict) -> None:
 
 
 def on_invoice_failed(store: Store, invoice: dict, final: bool) -> None:
-    if not invoice["subscription"] or invoice["billing_reason"] == "subscription_create":
+    if not drafts.invoice_subscription(invoice) or invoice["billing_reason"] == "subscription_create":
         return
-    sub = store.get("subscription", invoice["subscription"])
+    sub = store.get("subscription", drafts.invoice_subscription(invoice))
     if sub is None or sub["status"] in ("canceled", "incomplete_expired"):
         return
     if sub["status"] in ("active", "trialing"):
