@@ -27,3 +27,10 @@ class Conflict(DomainError):
 
     status_code = 409
     code = "conflict"
+
+
+class PaymentDeclined(DomainError):
+    """The card on file was refused (or there is none): nothing changed; a new card is needed."""
+
+    status_code = 402
+    code = "card_declined"

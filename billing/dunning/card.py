@@ -13,7 +13,7 @@ from accounts.models import Account
 from accounts.services import audit_record, require_manager
 from billing.models import DUNNING_UNPAID_STATUSES, DunningCase
 from billing.stripe.client import idempotent, stripe_client
-from billing.subscriptions.selectors import customer_for_account, subscription_summary
+from billing.subscriptions.selectors import LIVE_STATUSES, customer_for_account, subscription_summary
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,8 @@ def card_updated(*, account: Account, session) -> None:
         options=idempotent(f"card-update:{session['id']}:default"),
     )
     summary = subscription_summary(account=account)
-    if summary is not None:
+    # A canceled subscription takes no writes (Stripe refuses them): the customer's default is the card then.
+    if summary is not None and summary.status in LIVE_STATUSES:
         stripe_client().v1.subscriptions.update(
             summary.id,
             params={"default_payment_method": payment_method},

@@ -6,10 +6,11 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import stripe
 from django.core import signing
 from django.utils import timezone
 
-from accounts.errors import Conflict, DomainError
+from accounts.errors import Conflict, DomainError, PaymentDeclined
 from accounts.models import Account
 from accounts.services import audit_record, require_manager
 from billing.models import ScheduledPlanChange
@@ -212,17 +213,33 @@ def subscription_change(*, account: Account, actor, token: str) -> dict:
 
 def _upgrade_now(account, actor, current: SubscriptionState, plan_price: PlanPrice, claim: dict) -> dict:
     quantity = seat_quantity(account=account, plan_price=plan_price)
-    updated = stripe_client().v1.subscriptions.update(
-        current.subscription_id,
-        params={
-            "items": [{"id": current.item_id, "price": plan_price.stripe_price_id, "quantity": quantity}],
-            "proration_behavior": "always_invoice",
-            "proration_date": claim["d"],
-            # A card that fails refuses the change instead of leaving an unpaid upgrade behind.
-            "payment_behavior": "error_if_incomplete",
-        },
-        options=idempotent(f"plan-change:{current.subscription_id}:{claim['f']}:{claim['t']}:{claim['d']}"),
-    )
+    try:
+        updated = stripe_client().v1.subscriptions.update(
+            current.subscription_id,
+            params={
+                "items": [{"id": current.item_id, "price": plan_price.stripe_price_id, "quantity": quantity}],
+                "proration_behavior": "always_invoice",
+                "proration_date": claim["d"],
+                # A card that fails refuses the change instead of leaving an unpaid upgrade behind.
+                "payment_behavior": "error_if_incomplete",
+            },
+            options=idempotent(f"plan-change:{current.subscription_id}:{claim['f']}:{claim['t']}:{claim['d']}"),
+        )
+    except stripe.CardError as error:
+        # error_if_incomplete: Stripe changed nothing. Say so, and what to do (a 402, never a 500).
+        raise PaymentDeclined(
+            f"Your card was declined ({error.code or 'card_declined'}), so your plan was not changed. "
+            "Update your card and try again.",
+            field="token",
+        ) from None
+    except stripe.InvalidRequestError as error:
+        if "payment method" not in (error.user_message or str(error)).lower():
+            raise
+        raise PaymentDeclined(
+            "There is no card on file to pay for the upgrade, so your plan was not changed. Add a card and try again.",
+            field="token",
+            code="no_payment_method",
+        ) from None
     invoice_id = stripe_id(updated.get("latest_invoice"))
     invoice = None if invoice_id == current.latest_invoice else stripe_client().v1.invoices.retrieve(invoice_id)
     charged = invoice["amount_due"] if invoice else 0  # no new invoice: nothing was due (a trial)

@@ -250,3 +250,24 @@ def test_a_pending_invitation_holds_a_seat_against_a_downgrade(subscriber):
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "too_many_seats"
     assert "remove 1" in response.json()["error"]["message"]
+
+
+def test_an_upgrade_the_card_refuses_is_a_402_and_changes_nothing(subscriber, stripe_client):
+    """error_if_incomplete: Stripe keeps the old price; we answer what happened, never a 500."""
+    subscription_id = _period(stripe_client, subscriber.account)[0]
+    customer_id = stripe_client.v1.subscriptions.retrieve(subscription_id).customer
+    failing = stripe_client.v1.payment_methods.attach("pm_card_chargeCustomerFail", params={"customer": customer_id})
+    stripe_client.v1.subscriptions.update(subscription_id, params={"default_payment_method": failing.id})
+    api = subscriber.api()
+    preview = api.post(PREVIEW, {"plan_price_id": _price("advanced").pk}, format="json").json()
+
+    reply = api.post(CHANGE, {"token": preview["token"]}, format="json")
+
+    assert reply.status_code == 402, reply.content
+    assert reply.json()["error"]["code"] == "card_declined"
+    subscription_id, _start, _end = _period(stripe_client, subscriber.account)
+    item = stripe_client.v1.subscriptions.retrieve(subscription_id)["items"]["data"][0]
+    assert item["price"]["id"] == _price("pro").stripe_price_id
+    subscriber.account.refresh_from_db()
+    assert subscriber.account.plan.code == "pro"
+    assert not AuditLog.objects.filter(action="subscription.upgraded").exists()
