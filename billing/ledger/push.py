@@ -126,21 +126,32 @@ def _push(entry: LedgerEntry, now: datetime) -> LedgerEntry:
 def _billing_route(entry: LedgerEntry) -> tuple[bool, bool]:
     """(final, own invoice): how the entry's item reaches an invoice.
 
-    Final: the period's subscription is over (canceled) or replaced, so no renewal of it will sweep in an
-    item: the item has no subscription and goes on an invoice of its own. A live annual subscription
-    (including one that was monthly when the period opened) renews in months: its own invoice too. A live
-    monthly one: a pending item its next renewal sweeps in.
+    Final: the period's subscription will not renew (canceled, set to cancel at period end: Stripe makes
+    no final invoice then) or was replaced, so no renewal of it will sweep in an item: the item has no
+    subscription and goes on an invoice of its own. A live annual subscription (including one that was
+    monthly when the period opened) renews in months: its own invoice too. A live monthly one: a pending
+    item its next renewal sweeps in (re-homed by billing/ledger/rehome.py if it then stops renewing).
     """
     subscription = djstripe_models.Subscription.objects.filter(id=entry.period.subscription_id).first()
-    if subscription is None or subscription.stripe_data.get("status") in ("canceled", "incomplete_expired"):
-        return True, True
     current = subscription_current(account=entry.account)
-    if current is not None and current.id != subscription.id:
+    if subscription is None or subscription_stops_renewing(subscription_id=subscription.id, current=current):
         return True, True
     items = (subscription.stripe_data.get("items") or {}).get("data") or []
     price_id = stripe_id(items[0].get("price")) if items else None
     price = plan_price_by_stripe_id(stripe_price_id=price_id) if price_id else None
     return False, (price or entry.plan_price).interval == "year"
+
+
+def subscription_stops_renewing(*, subscription_id: str, current) -> bool:
+    """Whether no renewal invoice of this subscription will come: canceled, ending at period end, or
+    replaced by the account's current subscription (`current`). An unknown subscription: not known to stop."""
+    subscription = djstripe_models.Subscription.objects.filter(id=subscription_id).first()
+    if subscription is None:
+        return False
+    data = subscription.stripe_data
+    if data.get("status") in ("canceled", "incomplete_expired") or data.get("cancel_at_period_end"):
+        return True
+    return current is not None and current.id != subscription.id
 
 
 def _record_pushed(entry: LedgerEntry, item_id: str, invoice_id: str, now: datetime) -> LedgerEntry:
@@ -195,14 +206,17 @@ def _find_invoice_item(client, customer_id: str, entry: LedgerEntry):
     return None
 
 
-def _own_invoice(client, customer_id: str, entry: LedgerEntry, *, final: bool) -> str:
+def _own_invoice(
+    client, customer_id: str, entry: LedgerEntry, *, final: bool, key=None, look_first: bool = False
+) -> str:
     """Bill the entry now, on an invoice of its own (found again by its ledger key).
 
     An annual plan's monthly overage rides on its subscription; a final period's (canceled or replaced
     subscription) on none, since that subscription will not invoice again.
     """
+    key = key or entry.idempotency_key
     invoice = None
-    if entry.push_attempts > 1 or entry.repush_count:
+    if look_first or entry.push_attempts > 1 or entry.repush_count:
         for candidate in client.v1.invoices.list(params={"customer": customer_id, "limit": 100}).auto_paging_iter():
             if (candidate.get("metadata") or {}).get("ledger_key") == entry.ledger_key and candidate.get(
                 "status"
@@ -219,10 +233,10 @@ def _own_invoice(client, customer_id: str, entry: LedgerEntry, *, final: bool) -
         }
         if not final:
             params["subscription"] = entry.period.subscription_id
-        invoice = client.v1.invoices.create(params=params, options=idempotent(entry.idempotency_key("invoice")))
+        invoice = client.v1.invoices.create(params=params, options=idempotent(key("invoice")))
     if invoice.get("status") == "draft":
         invoice = client.v1.invoices.finalize_invoice(
-            invoice["id"], params={"auto_advance": True}, options=idempotent(entry.idempotency_key("finalize"))
+            invoice["id"], params={"auto_advance": True}, options=idempotent(key("finalize"))
         )
     return invoice["id"]
 

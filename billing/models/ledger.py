@@ -47,6 +47,9 @@ class LedgerEntry(models.Model):
     last_error = models.TextField(blank=True)
     # Staff re-pushes so far: each writes under a key of its own (`...:repush:<n>`).
     repush_count = models.PositiveIntegerField(default=0)
+    # A pending item of a subscription that stopped renewing was deleted and billed on an invoice of its
+    # own (billing/ledger/rehome.py): when. Its writes carry `...:final:<write>` keys.
+    rehomed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -103,6 +103,10 @@ class UsageEvent(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["account", "idempotency_key"], name="usage_event_account_key"),
         ]
+        indexes = [
+            # A cut moves the events after the cut moment to the period that contains them (periods.py).
+            models.Index(fields=["period", "occurred_at"], name="usage_event_period_occurred"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.metric} x{self.quantity} at {self.occurred_at:%Y-%m-%d %H:%M}"

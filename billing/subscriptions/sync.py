@@ -40,10 +40,13 @@ def subscription_refresh(*, subscription_id: str) -> Account | None:
         return None
     djstripe_models.Subscription.sync_from_stripe_data(data, api_key=stripe_api_key())
     account_sync_status_from_subscription(account=account)
-    # An anchor move cuts the open usage period; an upgrade applies to the whole current one.
+    # An anchor move cuts the open usage period; an upgrade applies to the whole current one; a
+    # subscription that stops renewing has its pending overage items billed final (never stranded).
+    from billing.ledger.rehome import ledger_entries_rehome_stranded
     from billing.usage.periods import usage_periods_follow_subscription
 
     usage_periods_follow_subscription(account=account)
+    ledger_entries_rehome_stranded(account=account)
     return account
 
 

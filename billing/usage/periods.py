@@ -8,11 +8,13 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import connection, transaction
+from django.db.models import Min
 from django.utils import timezone
 from djstripe import models as djstripe_models
 
 from accounts.models import Account
-from billing.models import UsagePeriod, UsagePeriodState
+from billing.models import UsageEvent, UsagePeriod, UsagePeriodState, UsageRollup
 from billing.stripe.objects import stripe_id, stripe_time
 from billing.subscriptions.selectors import LIVE_STATUSES
 from billing.usage.rating import metered_terms
@@ -171,10 +173,78 @@ def usage_periods_cut(*, account: Account, context: UsageContext | None) -> int:
     for period in UsagePeriod.objects.filter(account_id=account.pk, state=UsagePeriodState.OPEN):
         moment = _cut_moment(period, context)
         if moment is not None and period.start < moment < period.end:
-            cut += UsagePeriod.objects.filter(pk=period.pk, state=UsagePeriodState.OPEN, end=period.end).update(
-                end=moment
-            )
+            cut += _period_cut(period, moment, context)
     return cut
+
+
+def _period_cut(period: UsagePeriod, moment: datetime, context: UsageContext) -> int:
+    """Cut one period at `moment` and move its events from `moment` on to the periods that contain them.
+
+    Events that occurred after the change but were booked before the sync cut the period (ingestion
+    went by the context it had) belong to the new period. All in one transaction with the period row
+    locked FOR UPDATE: ingestion holds it FOR SHARE while it books, so no event slips in between.
+    """
+    with transaction.atomic():
+        locked = (
+            UsagePeriod.objects.select_for_update()
+            .filter(pk=period.pk, state=UsagePeriodState.OPEN, end=period.end)
+            .first()
+        )
+        if locked is None:
+            return 0  # rated, or cut by a concurrent sync meanwhile
+        UsagePeriod.objects.filter(pk=period.pk).update(end=moment)
+        _events_move_after_cut(locked, moment, context)
+    return 1
+
+
+def _events_move_after_cut(period: UsagePeriod, moment: datetime, context: UsageContext) -> None:
+    """Create the periods the cut period's events at or after `moment` fall in (as ingestion would) and
+    move the events there, with their rollup units. Events outside the new context (after a canceled
+    subscription's end) stay where they were booked: counted on the final period, never lost."""
+    wanted = []
+    events = UsageEvent.objects.filter(period_id=period.pk)
+    at = events.filter(occurred_at__gte=moment).aggregate(first=Min("occurred_at"))["first"]
+    while at is not None:
+        if (context.started_at and at < context.started_at) or (context.ended_at and at >= context.ended_at):
+            break
+        context._last = None
+        start, end = context.period_for(at)
+        wanted.append((period.account_id, at, start, end))
+        at = events.filter(occurred_at__gte=end).aggregate(first=Min("occurred_at"))["first"]
+    if not wanted:
+        return
+    usage_periods_create(wanted=wanted, contexts={period.account_id: context}, now=timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _MOVE_SQL.format(
+                period=UsagePeriod._meta.db_table, event=UsageEvent._meta.db_table, rollup=UsageRollup._meta.db_table
+            ),
+            {"account": period.account_id, "old": period.pk, "moment": moment, "now": timezone.now()},
+        )
+
+
+# The targets are the account's open periods from the cut on (locked FOR UPDATE, in id order, like
+# ingestion's FOR SHARE); each moved event's units leave the cut period's rollup and join its target's.
+_MOVE_SQL = """
+WITH target AS (
+    SELECT id, start, "end" FROM {period}
+    WHERE account_id = %(account)s AND start >= %(moment)s AND state = 'open'
+    ORDER BY id FOR UPDATE
+), moved AS (
+    UPDATE {event} e SET period_id = t.id FROM target t
+    WHERE e.period_id = %(old)s AND e.occurred_at >= %(moment)s AND t.start <= e.occurred_at AND e.occurred_at < t."end"
+    RETURNING e.period_id, e.metric, e.quantity
+), sums AS (
+    SELECT period_id, metric, sum(quantity) AS units FROM moved GROUP BY period_id, metric
+), added AS (
+    INSERT INTO {rollup} (period_id, metric, used, updated_at)
+    SELECT period_id, metric, units, %(now)s FROM sums ORDER BY period_id, metric
+    ON CONFLICT (period_id, metric) DO UPDATE SET used = {rollup}.used + excluded.used, updated_at = excluded.updated_at
+)
+UPDATE {rollup} r SET used = r.used - s.units, updated_at = %(now)s
+FROM (SELECT metric, sum(units) AS units FROM sums GROUP BY metric) s
+WHERE r.period_id = %(old)s AND r.metric = s.metric
+"""
 
 
 def _cut_moment(period: UsagePeriod, context: UsageContext) -> datetime | None:

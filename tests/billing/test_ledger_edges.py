@@ -163,7 +163,7 @@ def test_monthly_to_annual_cuts_the_period_and_counts_each_quota_once(merchant):
     start = merchant.start
     subscription = _subscribe(merchant)
     _advance(merchant, start + timedelta(days=10))
-    _report(merchant, "before", 2100, start + timedelta(days=10))
+    _report(merchant, "before", 2100, start + timedelta(days=9))
     annual = PlanPrice.objects.get(plan__code="pro", interval="year", currency="usd")
     merchant.stripe.v1.subscriptions.update(
         subscription.id,

@@ -1,0 +1,127 @@
+"""Pending items of a subscription that stops renewing are billed final; events booked before a cut move
+to the period that contains them. Through the sandbox's test clock; amounts from the catalog's terms
+(Pro includes 2,000 tickets a month then 20c each).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import stripe
+
+from accounts.models import AuditLog
+from billing import tasks
+from billing.ledger.settle import ledger_entries_mark_invoiced
+from billing.models import LedgerState, UsageEvent, UsageRollup
+from billing.subscriptions.sync import subscription_refresh
+from billing.usage.periods import add_months
+from plans.models import PlanPrice
+from tests.billing.test_ledger_edges import (  # noqa: F401 (merchant is a fixture)
+    WINDOW,
+    _advance,
+    _entry,
+    _items,
+    _own_invoice,
+    _periods,
+    _report,
+    _run_every_job_again_bills_nothing_more,
+    _subscribe,
+    merchant,
+)
+
+
+def _paid_with_key(shop, key):
+    invoices = shop.stripe.v1.invoices.list(params={"customer": shop.customer.id, "limit": 100}).data
+    return [
+        invoice
+        for invoice in invoices
+        if invoice.status == "paid"
+        and any((line.metadata or {}).get("ledger_key") == key for line in invoice.lines.data)
+    ]
+
+
+def test_a_pending_item_of_a_subscription_then_canceled_at_period_end_is_billed_once_on_its_own_invoice(merchant):  # noqa: F811
+    start = merchant.start
+    subscription = _subscribe(merchant)
+    _report(merchant, "a", 2010, start)
+    first_end = add_months(start, 1)
+    _advance(merchant, first_end + WINDOW)
+    subscription_refresh(subscription_id=subscription.id)
+    assert tasks.rate_closed_usage_periods() == 1
+    entry = _entry(_periods(merchant)[0])
+    pending_id = entry.stripe_invoice_item_id
+    assert (entry.state, entry.amount_cents, entry.stripe_invoice_id) == (LedgerState.PUSHED, 10 * 20, "")
+
+    merchant.stripe.v1.subscriptions.update(subscription.id, params={"cancel_at_period_end": True})
+    subscription_refresh(subscription_id=subscription.id)  # Stripe makes no final invoice: bill it now
+
+    entry.refresh_from_db()
+    assert entry.rehomed_at is not None and entry.stripe_invoice_item_id != pending_id
+    try:
+        gone = merchant.stripe.v1.invoice_items.retrieve(pending_id).get("deleted", False)
+    except stripe.InvalidRequestError:
+        gone = True
+    assert gone
+    invoice = _own_invoice(merchant, entry)
+    assert invoice.amount_paid == 200
+    assert ledger_entries_mark_invoiced(invoice_id=invoice.id) == 1
+    entry.refresh_from_db()
+    assert entry.state == LedgerState.INVOICED
+    audit = AuditLog.objects.get(action="ledger.rehomed")
+    assert audit.actor is None and audit.reason and audit.before["stripe_invoice_item_id"] == pending_id
+
+    _advance(merchant, add_months(start, 2) + timedelta(hours=1))  # the boundary passes: it ends
+    subscription_refresh(subscription_id=subscription.id)
+    subscription_refresh(subscription_id=subscription.id)
+    _run_every_job_again_bills_nothing_more(merchant)
+    assert [i.amount for i in _items(merchant) if (i.metadata or {}).get("ledger_key") == entry.ledger_key] == [200]
+    assert [i.amount_paid for i in _paid_with_key(merchant, entry.ledger_key)] == [200]  # once
+
+
+def test_an_entry_rated_while_its_subscription_is_set_to_cancel_goes_on_an_invoice_of_its_own(merchant):  # noqa: F811
+    start = merchant.start
+    subscription = _subscribe(merchant)
+    _report(merchant, "a", 2003, start)
+    first_end = add_months(start, 1)
+    _advance(merchant, first_end + timedelta(days=1))
+    merchant.stripe.v1.subscriptions.update(subscription.id, params={"cancel_at_period_end": True})
+    subscription_refresh(subscription_id=subscription.id)
+    _advance(merchant, first_end + WINDOW)
+    assert tasks.rate_closed_usage_periods() == 1
+    entry = _entry(_periods(merchant)[0])
+    assert entry.rehomed_at is None  # final from the start
+    assert _own_invoice(merchant, entry).amount_paid == 60
+    [item] = [i for i in _items(merchant) if i.id == entry.stripe_invoice_item_id]
+    assert not ((item.get("parent") or {}).get("subscription_details") or {}).get("subscription")
+    _run_every_job_again_bills_nothing_more(merchant)
+
+
+def test_usage_booked_before_the_sync_cut_the_period_moves_to_the_new_period(merchant):  # noqa: F811
+    start = merchant.start
+    subscription = _subscribe(merchant)
+    _advance(merchant, start + timedelta(days=10))
+    _report(merchant, "before", 2100, start + timedelta(days=9))
+    annual = PlanPrice.objects.get(plan__code="pro", interval="year", currency="usd")
+    merchant.stripe.v1.subscriptions.update(
+        subscription.id,
+        params={"items": [{"id": subscription["items"]["data"][0]["id"], "price": annual.stripe_price_id}]},
+    )
+    change = datetime.fromtimestamp(
+        merchant.stripe.v1.subscriptions.retrieve(subscription.id).billing_cycle_anchor, UTC
+    )
+    # The webhook has not arrived yet: ingestion still books by the monthly period.
+    assert _report(merchant, "same instant", 2050, change)["status"] == "new"
+    assert [p.end for p in _periods(merchant)] == [add_months(start, 1)]
+    subscription_refresh(subscription_id=subscription.id)
+    subscription_refresh(subscription_id=subscription.id)  # a second sync moves nothing more
+
+    cut, annual_month = _periods(merchant)
+    assert (cut.start, cut.end, annual_month.start, annual_month.end) == (start, change, change, add_months(change, 1))
+    assert UsageEvent.objects.get(idempotency_key="same instant").period_id == annual_month.pk
+    used = dict(UsageRollup.objects.filter(metric="tickets").values_list("period_id", "used"))
+    assert used == {cut.pk: 2100, annual_month.pk: 2050}
+
+    merchant.traveller.move_to(annual_month.end + WINDOW)
+    assert tasks.rate_closed_usage_periods() == 2
+    assert [_entry(p).amount_cents for p in (cut, annual_month)] == [100 * 20, 50 * 20]
+    _run_every_job_again_bills_nothing_more(merchant)
