@@ -174,7 +174,35 @@ def usage_periods_cut(*, account: Account, context: UsageContext | None) -> int:
         moment = _cut_moment(period, context)
         if moment is not None and period.start < moment < period.end:
             cut += _period_cut(period, moment, context)
+        elif moment is not None and moment <= period.start and period.subscription_id != context.subscription_id:
+            cut += _period_hand_over(period, context)
     return cut
+
+
+def _period_hand_over(period: UsagePeriod, context: UsageContext) -> int:
+    """A period of the replaced subscription that starts at or after the new one started (a switch at the
+    very boundary, events booked before the sync): it is the new subscription's, on its plan and terms.
+    Events after its end by the new anchor move on, as after a cut."""
+    with transaction.atomic():
+        locked = (
+            UsagePeriod.objects.select_for_update()
+            .filter(pk=period.pk, state=UsagePeriodState.OPEN, subscription_id=period.subscription_id)
+            .first()
+        )
+        if locked is None:
+            return 0
+        context._last = None
+        end = min(context.period_for(period.start)[1], period.end)
+        UsagePeriod.objects.filter(pk=period.pk).update(
+            subscription_id=context.subscription_id,
+            plan_price=context.plan_price,
+            terms=context.terms(),
+            trial=context.in_trial(period.start),
+            end=end,
+        )
+        if end < period.end:
+            _events_move_after_cut(locked, end, context)
+    return 1
 
 
 def _period_cut(period: UsagePeriod, moment: datetime, context: UsageContext) -> int:

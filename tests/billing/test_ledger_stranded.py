@@ -125,3 +125,25 @@ def test_usage_booked_before_the_sync_cut_the_period_moves_to_the_new_period(mer
     assert tasks.rate_closed_usage_periods() == 2
     assert [_entry(p).amount_cents for p in (cut, annual_month)] == [100 * 20, 50 * 20]
     _run_every_job_again_bills_nothing_more(merchant)
+
+
+def test_a_switch_at_the_very_boundary_hands_the_new_period_to_the_new_subscription(merchant):  # noqa: F811
+    start = merchant.start
+    old = _subscribe(merchant, "basic")
+    boundary = add_months(start, 1)
+    _advance(merchant, boundary)
+    subscription_refresh(subscription_id=old.id)
+    # Booked by the old subscription's context before the switch reached us: opens [boundary, +1 month).
+    assert _report(merchant, "at boundary", 2010, boundary)["status"] == "new"
+    new = _subscribe(merchant, "pro")
+    merchant.stripe.v1.subscriptions.cancel(old.id)
+    subscription_refresh(subscription_id=old.id)
+    switch = datetime.fromtimestamp(new.start_date, tz=UTC)
+    assert switch == boundary
+
+    [period] = _periods(merchant)
+    assert (period.start, period.end, period.subscription_id) == (boundary, add_months(boundary, 1), new.id)
+    assert period.plan_price.plan.code == "pro" and period.terms["metrics"]["tickets"]["included"] == 2000
+    merchant.traveller.move_to(period.end + WINDOW)
+    assert tasks.rate_closed_usage_periods() == 1
+    assert _entry(period).amount_cents == 10 * 20  # on Pro's terms, not Basic's
