@@ -176,7 +176,27 @@ def usage_periods_cut(*, account: Account, context: UsageContext | None) -> int:
             cut += _period_cut(period, moment, context)
         elif moment is not None and moment <= period.start and period.subscription_id != context.subscription_id:
             cut += _period_hand_over(period, context)
+        elif period.trial and period.subscription_id == context.subscription_id and not context.in_trial(period.start):
+            cut += _period_trial_over(period, context)
     return cut
+
+
+def _period_trial_over(period: UsagePeriod, context: UsageContext) -> int:
+    """A trial period whose trial ended at (or before) its very start (trial ended "now" at signup): no
+    moment is left to cut at, so it becomes a paid period, ending where the anchor says (never past the
+    next stored period)."""
+    context._last = None
+    end = context.period_for(period.start)[1]
+    following = (
+        UsagePeriod.objects.filter(account_id=period.account_id, start__gte=period.end)
+        .order_by("start")
+        .values_list("start", flat=True)
+        .first()
+    )
+    end = max(period.end, min(end, following) if following else end)
+    return UsagePeriod.objects.filter(pk=period.pk, state=UsagePeriodState.OPEN, trial=True, end=period.end).update(
+        trial=False, end=end
+    )
 
 
 def _period_hand_over(period: UsagePeriod, context: UsageContext) -> int:

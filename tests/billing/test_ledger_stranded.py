@@ -147,3 +147,19 @@ def test_a_switch_at_the_very_boundary_hands_the_new_period_to_the_new_subscript
     merchant.traveller.move_to(period.end + WINDOW)
     assert tasks.rate_closed_usage_periods() == 1
     assert _entry(period).amount_cents == 10 * 20  # on Pro's terms, not Basic's
+
+
+def test_a_trial_ended_at_its_very_start_leaves_a_paid_period(merchant):  # noqa: F811
+    start = merchant.start
+    subscription = _subscribe(merchant, trial_period_days=14)
+    _report(merchant, "first", 2005, start)
+    [period] = _periods(merchant)
+    assert (period.end, period.trial) == (start + timedelta(days=14), True)
+    merchant.stripe.v1.subscriptions.update(subscription.id, params={"trial_end": "now"})  # the same instant
+    subscription_refresh(subscription_id=subscription.id)
+
+    [period] = _periods(merchant)
+    assert (period.start, period.end, period.trial) == (start, add_months(start, 1), False)
+    merchant.traveller.move_to(period.end + WINDOW)
+    assert tasks.rate_closed_usage_periods() == 1
+    assert _entry(period).amount_cents == 5 * 20
