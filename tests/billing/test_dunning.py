@@ -14,9 +14,9 @@ from accounts.models import Account, AccountStatus, AuditLog
 from billing.dunning.card import card_update_session
 from billing.dunning.cases import dunning_enforce_grace
 from billing.models import DunningCase, DunningStatus
-from billing.stripe.client import stripe_api_key
 from billing.stripe.endpoints import webhook_endpoint_ensure
 from plans.models import PlanPrice
+from tests.billing.clock_helpers import clocked_customer
 
 
 def _flush(sandbox):
@@ -30,17 +30,7 @@ def clocked(sandbox, stripe_client, live_server, owner):
     endpoint = webhook_endpoint_ensure(base_url=live_server.url)
     djstripe_models.WebhookEndpoint.objects.filter(pk=endpoint.pk).update(djstripe_tolerance=0)  # clock ≠ signing time
     start = datetime.now(tz=UTC).replace(microsecond=0)
-    clock = stripe_client.v1.test_helpers.test_clocks.create(params={"frozen_time": int(start.timestamp())})
-    customer = stripe_client.v1.customers.create(
-        params={
-            "email": owner.account.billing_email,
-            "test_clock": clock.id,
-            "invoice_settings": {"default_payment_method": "pm_card_visa"},
-            "metadata": {"account_id": str(owner.account.pk)},
-        }
-    )
-    mirrored = djstripe_models.Customer.sync_from_stripe_data(customer, api_key=stripe_api_key())
-    djstripe_models.Customer.objects.filter(pk=mirrored.pk).update(subscriber=owner.account)
+    clock, customer = clocked_customer(stripe_client, owner.account, start=start)
     price = PlanPrice.objects.get(plan__code="pro", interval="month")
     subscription = stripe_client.v1.subscriptions.create(
         params={"customer": customer.id, "items": [{"price": price.stripe_price_id}]}

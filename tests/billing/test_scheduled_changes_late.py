@@ -12,10 +12,10 @@ from djstripe import models as djstripe_models
 
 from accounts.models import Account, AuditLog
 from billing.models import PlanChangeStatus
-from billing.stripe.client import stripe_api_key
 from billing.stripe.endpoints import webhook_endpoint_ensure
 from billing.subscriptions.changes import scheduled_changes_apply_due, subscription_change, subscription_change_preview
 from plans.models import PlanPrice
+from tests.billing.clock_helpers import clocked_customer
 from tests.billing.test_dunning import _advance, _flush
 
 
@@ -27,17 +27,7 @@ def paying(sandbox, stripe_client, live_server, owner):
     djstripe_models.WebhookEndpoint.objects.filter(pk=endpoint.pk).update(djstripe_tolerance=0)
     Account.objects.filter(pk=owner.account.pk).update(trial_ends_at=None)
     start = datetime.now(tz=UTC).replace(microsecond=0)
-    clock = stripe_client.v1.test_helpers.test_clocks.create(params={"frozen_time": int(start.timestamp())})
-    customer = stripe_client.v1.customers.create(
-        params={
-            "email": owner.account.billing_email,
-            "test_clock": clock.id,
-            "invoice_settings": {"default_payment_method": "pm_card_visa"},
-            "metadata": {"account_id": str(owner.account.pk)},
-        }
-    )
-    mirrored = djstripe_models.Customer.sync_from_stripe_data(customer, api_key=stripe_api_key())
-    djstripe_models.Customer.objects.filter(pk=mirrored.pk).update(subscriber=owner.account)
+    clock, customer = clocked_customer(stripe_client, owner.account, start=start)
     price = PlanPrice.objects.get(plan__code="pro", interval="month")
     subscription = stripe_client.v1.subscriptions.create(
         params={"customer": customer.id, "items": [{"price": price.stripe_price_id}]}

@@ -15,11 +15,11 @@ from djstripe import models as djstripe_models
 from accounts.models import AccountStatus
 from billing import tasks
 from billing.models import LedgerEntry, LedgerState, UsagePeriod
-from billing.stripe.client import stripe_api_key
 from billing.stripe.endpoints import webhook_endpoint_ensure
 from billing.subscriptions.sync import invoice_refresh
 from billing.usage.ingest import usage_events_record
 from plans.models import PlanPrice
+from tests.billing.clock_helpers import clocked_customer
 from tests.billing.usage_helpers import event
 
 
@@ -34,18 +34,8 @@ def test_a_month_of_usage_is_rated_after_the_window_and_paid_on_the_next_renewal
     endpoint = webhook_endpoint_ensure(base_url=live_server.url)
     # Our clock follows the test clock, a month ahead of the sandbox's real-time signatures.
     djstripe_models.WebhookEndpoint.objects.filter(pk=endpoint.pk).update(djstripe_tolerance=0)  # 0: no age check
-    start = int(datetime.now(tz=UTC).replace(microsecond=0).timestamp())
-    clock = stripe_client.v1.test_helpers.test_clocks.create(params={"frozen_time": start})
-    customer = stripe_client.v1.customers.create(
-        params={
-            "email": owner.account.billing_email,
-            "test_clock": clock.id,
-            "invoice_settings": {"default_payment_method": "pm_card_visa"},
-            "metadata": {"account_id": str(owner.account.pk)},
-        }
-    )
-    mirrored = djstripe_models.Customer.sync_from_stripe_data(customer, api_key=stripe_api_key())
-    djstripe_models.Customer.objects.filter(pk=mirrored.pk).update(subscriber=owner.account)
+    start = datetime.now(tz=UTC).replace(microsecond=0)
+    clock, customer = clocked_customer(stripe_client, owner.account, start=start)
     pro = PlanPrice.objects.get(plan__code="pro", interval="month")
     subscription = stripe_client.v1.subscriptions.create(
         params={"customer": customer.id, "items": [{"price": pro.stripe_price_id}]}
@@ -59,9 +49,9 @@ def test_a_month_of_usage_is_rated_after_the_window_and_paid_on_the_next_renewal
         traveller.move_to(to)
         _flush(sandbox)
 
-    with time_machine.travel(datetime.fromtimestamp(start, tz=UTC) + timedelta(days=10), tick=False) as traveller:
-        advance(datetime.fromtimestamp(start, tz=UTC) + timedelta(days=10), traveller)
-        at = datetime.fromtimestamp(start, tz=UTC) + timedelta(days=9)
+    with time_machine.travel(start + timedelta(days=10), tick=False) as traveller:
+        advance(start + timedelta(days=10), traveller)
+        at = start + timedelta(days=9)
         tickets = [event(f"t{i}", at=at, account=owner.account, quantity=3) for i in range(700)]  # 2,100
         resolutions = [
             event(f"r{i}", at=at, account=owner.account, metric="automated_resolutions", quantity=51) for i in range(10)
