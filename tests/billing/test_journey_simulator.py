@@ -147,6 +147,7 @@ def _live_month(world: World, merchants: list, rng, month: int, start, signup_mo
         moment, actions = due
         world.advance(moment)
         label = f"beat {moment:%Y-%m-%d %H:%M}"
+        billable = False  # usage alone and "nothing" change nothing a job bills: no run of the jobs for them
         for action in actions:
             if action[0] == "signup":
                 merchant = steps.sign_up(action[1], rng, world.stripe, clock_id)
@@ -154,7 +155,7 @@ def _live_month(world: World, merchants: list, rng, month: int, start, signup_mo
                 world.flush()
                 plan.add_beats(world, merchant, window_end, finality)
                 _plan_steps(world, plan, merchant, rng, moment, window_end)
-                label = f"signup {moment:%Y-%m-%d %H:%M}"
+                label, billable = f"signup {moment:%Y-%m-%d %H:%M}", True
             elif action[0] == "usage":
                 steps.report_usage(action[1], rng, f"m{action[1].n}-{month}")
                 label = f"merchant {action[1].n} usage {moment:%Y-%m-%d %H:%M}"
@@ -168,6 +169,7 @@ def _live_month(world: World, merchants: list, rng, month: int, start, signup_mo
                 world.flush()
                 plan.replan_beats(world, merchant, window_end, finality)
                 label = f"merchant {merchant.n} {kind} {moment:%Y-%m-%d %H:%M}"
+                billable |= kind != "nothing"
                 if kind == "duplicate_webhooks":
                     world.run_due_jobs(label)
                     world.webhook_faults(duplicate="false")
@@ -176,7 +178,8 @@ def _live_month(world: World, merchants: list, rng, month: int, start, signup_mo
                 steps.report_usage(
                     action[1], rng, f"late-{action[1].n}-{boundary:%Y%m%d%H%M}", occurred_at=boundary - agenda.LATE
                 )
-        world.run_due_jobs(label)
+        if billable or any(action[0] == "beat" for action in actions):
+            world.run_due_jobs(label)
 
 
 def _plan_steps(world: World, plan, merchant, rng, lo, window_end) -> None:
