@@ -2,8 +2,9 @@
 
 Real parts: one sandbox test clock our clock (time-machine) follows, webhooks reaching the live app, the beat jobs
 run at every moment beat would run them (each billing boundary's last half hour, two hours after it, after its
-finality window, and after each month's steps). A seeded RNG picks each merchant's step of the month from the
-kinds the issue lists (tests/billing/journey/steps.py), weighted, each under its precondition.
+finality window, and after each step). A seeded RNG picks each merchant's steps of the month from the kinds the
+issue lists (tests/billing/journey/steps.py), weighted, each under its precondition, each at its own seeded moment
+away from the merchant's boundaries (tests/billing/journey/agenda.py: no step at a renewal's very second).
 
 After every step the due jobs run twice: the second run must bill nothing more. At the end, for every account:
 - Stripe's finalized invoices equal the independent oracle (tests/billing/oracle.py) line by line, to the cent;
@@ -36,16 +37,18 @@ from billing.reconciliation.run import reconciliation_run
 from billing.stripe.endpoints import webhook_endpoint_ensure
 from plans.models import Plan
 from tests.billing import oracle
-from tests.billing.journey import books, steps
+from tests.billing.journey import agenda, books, steps
 from tests.billing.journey.world import World, catalog_terms
 
 MERCHANTS = int(os.environ.get("TOLLBOOTH_SIM_MERCHANTS", "4"))
 MONTHS = int(os.environ.get("TOLLBOOTH_SIM_MONTHS", "14"))
 SEED = int(os.environ.get("TOLLBOOTH_SIM_SEED") or random.SystemRandom().randrange(10**6))
 REPORT = os.environ.get("TOLLBOOTH_SIM_REPORT", "")
-ACTION_DAY = timedelta(days=10)  # each month's steps happen ten days after the month's start
+ACTION_DAY = timedelta(days=10)  # the population's life ends ten days into its last month
+# A small explicit share of months whose usage arrives in the very second of a step (rule 2's half-open cut:
+# an event at the cut's second belongs to the period after it); the other months' usage has its own moment.
+USAGE_SAME_SECOND_AS_STEP = float(os.environ.get("TOLLBOOTH_SIM_USAGE_SAME_SECOND", "0.2"))
 STEPS_PER_MONTH = 2  # two steps a month: every kind comes up a few times even in CI's small population
-LATE = timedelta(hours=1)  # a late event occurred this long before the boundary it arrives after
 
 
 @pytest.mark.django_db(transaction=True)
@@ -76,25 +79,7 @@ def test_a_seeded_population_lives_its_months_and_the_books_equal_the_oracle(
         world.run_due_jobs("signups")
 
         for month in range(MONTHS):
-            action_at = steps_add_months(start, month) + ACTION_DAY
-            _beat_until(world, merchants, rng, action_at, finality)
-            world.advance(action_at)
-            merchants += [
-                steps.sign_up(n, rng, stripe_client, clock.id)
-                for n in range(MERCHANTS)
-                if signup_month[n] == month and month > 0
-            ]
-            duplicates = False
-            for merchant in merchants:
-                steps.report_usage(merchant, rng, f"m{merchant.n}-{month}")
-                for _ in range(STEPS_PER_MONTH):
-                    kind = steps.choose(merchant, rng, stripe_client)
-                    steps.perform(kind, merchant, rng, world)
-                    duplicates |= kind == "duplicate_webhooks"
-            world.flush()
-            world.run_due_jobs(f"month {month} steps")
-            if duplicates:
-                world.webhook_faults(duplicate="false")
+            _live_month(world, merchants, rng, month, start, signup_month, clock.id, finality)
         # No more usage: every period with usage closes, is rated, and reaches a renewal invoice.
         end_of_life = steps_add_months(start, MONTHS) + ACTION_DAY
         _beat_until(world, merchants, rng, end_of_life + timedelta(days=35), finality, late=False)
@@ -147,6 +132,69 @@ def steps_add_months(moment: datetime, months: int) -> datetime:
     return oracle.add_months(moment, months)
 
 
+def _live_month(world: World, merchants: list, rng, month: int, start, signup_month, clock_id, finality) -> None:
+    """One calendar month of the population: signups, usage and steps at their own moments, beat in between."""
+    window_start, window_end = steps_add_months(start, month), steps_add_months(start, month + 1)
+    plan = agenda.Agenda()
+    for merchant in merchants:
+        plan.add_beats(world, merchant, window_end, finality)
+        _plan_steps(world, plan, merchant, rng, window_start, window_end)
+    for n in range(MERCHANTS):
+        if signup_month[n] == month and month > 0:
+            lo, hi = window_start + agenda.QUIET, window_start + timedelta(days=20)
+            plan.add(lo + timedelta(seconds=rng.randrange(int((hi - lo).total_seconds()))), "signup", n)
+    while (due := plan.pop_moment()) is not None:
+        moment, actions = due
+        world.advance(moment)
+        label = f"beat {moment:%Y-%m-%d %H:%M}"
+        billable = False  # usage alone and "nothing" change nothing a job bills: no run of the jobs for them
+        for action in actions:
+            if action[0] == "signup":
+                merchant = steps.sign_up(action[1], rng, world.stripe, clock_id)
+                merchants.append(merchant)
+                world.flush()
+                plan.add_beats(world, merchant, window_end, finality)
+                _plan_steps(world, plan, merchant, rng, moment, window_end)
+                label, billable = f"signup {moment:%Y-%m-%d %H:%M}", True
+            elif action[0] == "usage":
+                steps.report_usage(action[1], rng, f"m{action[1].n}-{month}")
+                label = f"merchant {action[1].n} usage {moment:%Y-%m-%d %H:%M}"
+            elif action[0] == "step":
+                merchant, with_usage = action[1], action[2]
+                if with_usage:  # the month's usage arrives in the very second of the step, just before it
+                    steps.report_usage(merchant, rng, f"m{merchant.n}-{month}")
+                    merchant.kinds["usage:same_second_as_step"] += 1
+                kind = steps.choose(merchant, rng, world.stripe)
+                steps.perform(kind, merchant, rng, world)
+                world.flush()
+                plan.replan_beats(world, merchant, window_end, finality)
+                label = f"merchant {merchant.n} {kind} {moment:%Y-%m-%d %H:%M}"
+                billable |= kind != "nothing"
+                if kind == "duplicate_webhooks":
+                    world.run_due_jobs(label)
+                    world.webhook_faults(duplicate="false")
+            elif action[1] is not None and rng.random() < 0.3:  # a late event arrives two hours after a boundary
+                boundary = action[2]
+                steps.report_usage(
+                    action[1], rng, f"late-{action[1].n}-{boundary:%Y%m%d%H%M}", occurred_at=boundary - agenda.LATE
+                )
+        if billable or any(action[0] == "beat" for action in actions):
+            world.run_due_jobs(label)
+
+
+def _plan_steps(world: World, plan, merchant, rng, lo, window_end) -> None:
+    """The merchant's steps of the month, each at its own seeded moment away from its subscription's boundaries."""
+    avoid = agenda.boundaries(world, merchant, lo)
+    moments = agenda.quiet_moments(rng, lo + agenda.QUIET, window_end - agenda.QUIET, avoid, STEPS_PER_MONTH + 1)
+    if not moments:
+        return
+    same_second = rng.random() < USAGE_SAME_SECOND_AS_STEP and len(moments) > 1
+    if not same_second:
+        plan.add(moments.pop(rng.randrange(len(moments))), "usage", merchant)
+    for index, moment in enumerate(moments[:STEPS_PER_MONTH]):
+        plan.add(moment, "step", merchant, same_second and index == 0)
+
+
 def _beat_until(world: World, merchants, rng, until: datetime, finality: timedelta, *, late: bool = True) -> None:
     """Walk the clock through every moment beat matters before `until`, running the due jobs at each.
 
@@ -157,31 +205,15 @@ def _beat_until(world: World, merchants, rng, until: datetime, finality: timedel
     now = world.now()
     moments: dict[datetime, list] = {}
     for merchant in merchants:
-        if merchant.subscription_id is None:
-            continue
-        sub = world.stripe.v1.subscriptions.retrieve(merchant.subscription_id)
-        if sub.status in ("canceled", "incomplete_expired"):
-            continue
-        anchor = datetime.fromtimestamp(sub.billing_cycle_anchor, tz=UTC)
-        k = 0
-        while oracle.add_months(anchor, k, anchor.day) > now - finality - timedelta(hours=2):
-            k -= 1
-        while (boundary := oracle.add_months(anchor, k, anchor.day)) < until:
-            k += 1
-            for moment, who in (
-                (boundary - timedelta(minutes=30), None),
-                (boundary + timedelta(hours=2), merchant),
-                (boundary + finality + timedelta(hours=1), None),
-            ):
-                if now < moment < until:
-                    moments.setdefault(moment, [])
-                    if who is not None:
-                        moments[moment].append((who, boundary))
+        for moment, who, boundary in agenda.beat_moments(world, merchant, now, until, finality):
+            moments.setdefault(moment, [])
+            if who is not None:
+                moments[moment].append((who, boundary))
     for moment in sorted(moments):
         world.advance(moment)
         for merchant, boundary in moments[moment]:
             if late and rng.random() < 0.3:
                 steps.report_usage(
-                    merchant, rng, f"late-{merchant.n}-{boundary:%Y%m%d%H%M}", occurred_at=boundary - LATE
+                    merchant, rng, f"late-{merchant.n}-{boundary:%Y%m%d%H%M}", occurred_at=boundary - agenda.LATE
                 )
         world.run_due_jobs(f"beat {moment:%Y-%m-%d %H:%M}")

@@ -53,8 +53,26 @@ def oracle_differences(
 def _block(merchant, differences) -> str:
     lines = [f"account {merchant.account_id} (merchant {merchant.n}, customer {merchant.customer_id}):"]
     lines += [f"    {difference}" for difference in differences]
+    lines += ["  usage periods (ours):"] + [f"    {row}" for row in usage_period_rows(merchant.account_id)]
     lines += ["  steps:"] + [f"    {step}" for step in merchant.log]
     return "\n".join(lines)
+
+
+def usage_period_rows(account_id: int) -> list[str]:
+    """The account's stored periods as the product sees them: bounds, plan, state, usage, ledger entries."""
+    from billing.models import UsagePeriod
+
+    rows = []
+    periods = UsagePeriod.objects.filter(account_id=account_id).select_related("plan_price__plan").order_by("start")
+    for period in periods.prefetch_related("rollups", "ledger_entries"):
+        used = ", ".join(f"{r.metric} {r.used}" for r in period.rollups.all())
+        entries = ", ".join(f"{e.amount_cents / 100:.2f} {e.state}" for e in period.ledger_entries.all())
+        rows.append(
+            f"#{period.pk} {period.start:%Y-%m-%d %H:%M:%S} → {period.end:%Y-%m-%d %H:%M:%S} {period.subscription_id} "
+            f"{period.plan_price.plan.code}/{period.plan_price.interval} {period.state}"
+            f"{' trial' if period.trial else ''} used [{used}] ledger [{entries}]"
+        )
+    return rows
 
 
 def difference_kinds(blocks: list[str]) -> Counter:

@@ -67,6 +67,7 @@ class Merchant:
     user: object
     customer_id: str
     subscription_id: str | None = None
+    signed_up_at: datetime | None = None
     failing: str = ""  # "soft" (a card that declines) or "hard" (no card at all)
     events: list = field(default_factory=list)  # the usage events the API accepted, for the oracle
     forgiven: set = field(default_factory=set)  # invoices ops voided on purpose
@@ -97,7 +98,7 @@ def sign_up(n: int, rng: random.Random, stripe, clock_id: str) -> Merchant:
         )
         mirrored = djstripe_models.Customer.sync_from_stripe_data(customer, api_key=stripe_api_key())
         djstripe_models.Customer.objects.filter(pk=mirrored.pk).update(subscriber=account)
-    merchant = Merchant(n, account.pk, user, customer.id)
+    merchant = Merchant(n, account.pk, user, customer.id, signed_up_at=timezone.now())
     if rng.random() < 0.15 and "subscribe_after_trial" not in OFF:
         merchant.note("signup:trial_without_plan")
         merchant.kinds["signup:trial_without_plan"] += 1  # the account's own trial: it ends with or without a plan
