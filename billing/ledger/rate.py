@@ -8,6 +8,7 @@ from datetime import datetime
 
 from django.db import connection, transaction
 from django.utils import timezone
+from djstripe import models as djstripe_models
 
 from billing.models import LedgerEntry, LedgerKind, LedgerState, UsagePeriod, UsagePeriodState, UsageRollup
 from billing.usage.periods import finality_window
@@ -52,7 +53,7 @@ def _rate_chunk(*, now, cutoff, chunk_size, plans) -> int:
                     SELECT id FROM {table} WHERE state = %s AND "end" <= %s
                     ORDER BY "end", id LIMIT %s FOR UPDATE SKIP LOCKED
                 ) AND state = %s
-                RETURNING id, account_id, plan_price_id, terms, trial
+                RETURNING id, account_id, plan_price_id, terms, trial, subscription_id
                 """,  # noqa: S608
                 [UsagePeriodState.RATED, now, UsagePeriodState.OPEN, cutoff, chunk_size, UsagePeriodState.OPEN],
             )
@@ -64,8 +65,14 @@ def _rate_chunk(*, now, cutoff, chunk_size, plans) -> int:
             period_id__in=[row[0] for row in claimed]
         ).values_list("period_id", "metric", "used"):
             used.setdefault(period_id, {})[metric] = units
+        # A subscription that expired unpaid never started: its usage is counted, like a trial's, and not billed.
+        never_started = set(
+            djstripe_models.Subscription.objects.filter(
+                id__in={row[5] for row in claimed}, stripe_data__status="incomplete_expired"
+            ).values_list("id", flat=True)
+        )
         entries = []
-        for period_id, account_id, plan_price_id, terms, trial in claimed:
+        for period_id, account_id, plan_price_id, terms, trial, subscription_id in claimed:
             if isinstance(terms, str):
                 terms = json.loads(terms)  # a raw cursor may hand jsonb back as text
             if not terms:  # a period stored before terms were snapshot: its plan's terms today
@@ -75,7 +82,9 @@ def _rate_chunk(*, now, cutoff, chunk_size, plans) -> int:
                         plan_price=plan_price, metered=metered_entitlements(plan_price=plan_price)
                     )
                 terms = plans[plan_price_id]
-            rating = usage_rate_terms(terms=terms, used=used.get(period_id, {}), trial=trial)
+            rating = usage_rate_terms(
+                terms=terms, used=used.get(period_id, {}), trial=trial or subscription_id in never_started
+            )
             entries.append(
                 LedgerEntry(
                     account_id=account_id,

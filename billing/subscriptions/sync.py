@@ -65,10 +65,13 @@ def account_status_for_subscription(*, account: Account, stripe_status: str) -> 
     """The status an account should have for its subscription's Stripe status (None: keep the one it has)."""
     target = ACCOUNT_STATUS_FOR_SUBSCRIPTION.get(stripe_status)
     if (
-        target == AccountStatus.PAST_DUE
+        target in (AccountStatus.ACTIVE, AccountStatus.PAST_DUE)
         and DunningCase.objects.filter(account=account, status=DunningStatus.SUSPENDED).exists()
     ):
-        target = AccountStatus.SUSPENDED  # dunning's grace is over: still past due at Stripe, suspended here
+        # Dunning suspended the account for an invoice still unpaid: after its grace period, or at once on a hard
+        # decline. That invoice may be past due at Stripe or a one-off (an annual plan's or a final period's
+        # overage, whose subscription stays active): either way the account stays suspended until it is paid.
+        target = AccountStatus.SUSPENDED
     return target
 
 

@@ -300,9 +300,11 @@ def _cut_moment(period: UsagePeriod, context: UsageContext) -> datetime | None:
         return context.started_at  # a new subscription replaced the period's
     if context.ended_at and context.ended_at < period.end:
         return context.ended_at
-    context._last = None  # the context was read for this call: compute afresh
-    _start, end = context.period_for(period.start)
-    return end if end < period.end else None
+    # An anchor move (monthly <-> annual, a trial ended early) puts the new anchor at the moment of the change:
+    # only the period that contains it is cut. A period that ended before it (closed, awaiting its finality
+    # window) keeps its bounds; the grid under the new anchor starts at the anchor, not before it.
+    anchor = context.anchor
+    return anchor if period.start < anchor < period.end else None
 
 
 def usage_period_raise_plan(*, account: Account, context: UsageContext | None = None, now: datetime | None = None):

@@ -212,3 +212,32 @@ def test_a_trial_ended_early_is_counted_never_billed_and_the_next_period_starts_
     assert {line["metric"]: line["used"] for line in trial_entry.lines}["tickets"] == 2100  # shown, not billed
     assert _entry(paid).amount_cents == 20
     assert [i.amount for i in _items(merchant) if (i.metadata or {}).get("ledger_key")] == [20]
+
+
+def test_a_subscription_that_expired_unpaid_counts_its_usage_and_bills_nothing(merchant):
+    """The first invoice is never paid, so the subscription never started (incomplete -> incomplete_expired
+    after 23 hours): usage reported meanwhile is kept on its period, rated nothing due, and nothing is pushed."""
+    start = merchant.start
+    failing = merchant.stripe.v1.payment_methods.attach(
+        "pm_card_chargeCustomerFail", params={"customer": merchant.customer.id}
+    )
+    merchant.stripe.v1.customers.update(
+        merchant.customer.id, params={"invoice_settings": {"default_payment_method": failing.id}}
+    )
+    subscription = _subscribe(merchant, plan="starter")
+    assert subscription.status == "incomplete"
+    _advance(merchant, start + timedelta(hours=1))
+    assert _report(merchant, "a", 2000, start + timedelta(hours=1))["status"] == "new"
+
+    _advance(merchant, start + timedelta(hours=24))
+    subscription_refresh(subscription_id=subscription.id)
+    assert merchant.stripe.v1.subscriptions.retrieve(subscription.id).status == "incomplete_expired"
+
+    [period] = _periods(merchant)
+    merchant.traveller.move_to(period.end + WINDOW)
+    tasks.rate_closed_usage_periods()
+    entry = _entry(period)
+    assert (entry.state, entry.amount_cents) == (LedgerState.NOTHING_DUE, 0)
+    assert [(line["metric"], line["used"]) for line in entry.lines if line["used"]] == [("tickets", 2000)]
+    assert _items(merchant) == []
+    _run_every_job_again_bills_nothing_more(merchant)

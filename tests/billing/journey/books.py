@@ -130,6 +130,14 @@ def overlapping_periods() -> list[str]:
         ]
 
 
+def _owes(merchant) -> bool:
+    """Stripe holds an open (unpaid) invoice of this merchant's customer."""
+    from billing.stripe.client import stripe_client
+
+    invoices = stripe_client().v1.invoices.list(params={"customer": merchant.customer_id, "status": "open", "limit": 1})
+    return bool(invoices.data)
+
+
 def status_mismatches(merchants) -> list[str]:
     from billing.subscriptions.selectors import subscription_current
     from billing.subscriptions.sync import ACCOUNT_STATUS_FOR_SUBSCRIPTION
@@ -142,8 +150,10 @@ def status_mismatches(merchants) -> list[str]:
             continue
         stripe_status = subscription.stripe_data.get("status")
         expected = ACCOUNT_STATUS_FOR_SUBSCRIPTION.get(stripe_status)
-        if expected == "past_due" and account.status == "suspended":
-            continue  # dunning suspended it after the grace period: still past due at Stripe
+        if expected in ("past_due", "active") and account.status == "suspended" and _owes(merchant):
+            # Dunning suspended it for an invoice Stripe still holds open: past due at Stripe after the grace
+            # period, or a one-off overage invoice (the subscription stays active) refused by a hard decline.
+            continue
         if expected and account.status != expected:
             findings.append(
                 f"account {account.pk}: status {account.status}, subscription {stripe_status} "
