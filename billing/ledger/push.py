@@ -104,22 +104,22 @@ def _push(entry: LedgerEntry, now: datetime) -> LedgerEntry:
         raise DomainError(f"Account {entry.account_id} has no Stripe customer.")
     client = stripe_client()
     final, own_invoice = _billing_route(entry)
-    item = _find_invoice_item(client, customer.id, entry) if entry.push_attempts > 1 or entry.repush_count else None
+    item = invoice_item_find(client, customer.id, entry) if entry.push_attempts > 1 or entry.repush_count else None
     if item is None:
         params = {
             "customer": customer.id,
             "amount": entry.amount_cents,
             "currency": entry.currency,
-            "description": _description(entry),
+            "description": invoice_item_description(entry),
             "period": {"start": int(entry.period.start.timestamp()), "end": int(entry.period.end.timestamp())},
-            "metadata": _metadata(entry),
+            "metadata": invoice_item_metadata(entry),
         }
         if not final:
             params["subscription"] = entry.period.subscription_id
         item = client.v1.invoice_items.create(params=params, options=idempotent(entry.idempotency_key("invoice_item")))
     invoice_id = item.get("invoice")
     if own_invoice and not invoice_id:
-        invoice_id = _own_invoice(client, customer.id, entry, final=final)
+        invoice_id = own_invoice_bill(client, customer.id, entry, final=final)
     return _record_pushed(entry, item["id"], invoice_id or "", now)
 
 
@@ -171,7 +171,7 @@ def _record_pushed(entry: LedgerEntry, item_id: str, invoice_id: str, now: datet
     return entry
 
 
-def _metadata(entry: LedgerEntry) -> dict:
+def invoice_item_metadata(entry: LedgerEntry) -> dict:
     """What the oracle and reconciliation read back: the stable ledger key first, local ids for ops."""
     return {
         "ledger_key": entry.ledger_key,
@@ -185,7 +185,7 @@ def _metadata(entry: LedgerEntry) -> dict:
     }
 
 
-def _description(entry: LedgerEntry) -> str:
+def invoice_item_description(entry: LedgerEntry) -> str:
     parts = [
         f"{line['overage_units']:,} x {line['unit_name']}"
         for line in entry.lines
@@ -195,7 +195,7 @@ def _description(entry: LedgerEntry) -> str:
     return f"Usage beyond your {entry.plan_price.plan.name} plan, {period}: " + ", ".join(parts)
 
 
-def _find_invoice_item(client, customer_id: str, entry: LedgerEntry):
+def invoice_item_find(client, customer_id: str, entry: LedgerEntry):
     """The invoice item an earlier push created for this entry, found by its ledger key (or None)."""
     # No item for a period can predate it; the bound keeps the scan to recent items of a long-lived customer.
     since = int((entry.period.start - timedelta(days=1)).timestamp())
@@ -206,7 +206,7 @@ def _find_invoice_item(client, customer_id: str, entry: LedgerEntry):
     return None
 
 
-def _own_invoice(
+def own_invoice_bill(
     client, customer_id: str, entry: LedgerEntry, *, final: bool, key=None, look_first: bool = False
 ) -> str:
     """Bill the entry now, on an invoice of its own (found again by its ledger key).
@@ -228,8 +228,8 @@ def _own_invoice(
             "customer": customer_id,
             "pending_invoice_items_behavior": "include",
             "auto_advance": True,
-            "description": _description(entry),
-            "metadata": _metadata(entry),
+            "description": invoice_item_description(entry),
+            "metadata": invoice_item_metadata(entry),
         }
         if not final:
             params["subscription"] = entry.period.subscription_id

@@ -20,10 +20,10 @@ from django.utils import timezone
 from accounts.models import Account
 from accounts.services import audit_record
 from billing.ledger.push import (
-    _description,
-    _find_invoice_item,
-    _metadata,
-    _own_invoice,
+    invoice_item_description,
+    invoice_item_find,
+    invoice_item_metadata,
+    own_invoice_bill,
     subscription_stops_renewing,
 )
 from billing.models import LedgerEntry, LedgerState
@@ -85,20 +85,20 @@ def _rehome(entry: LedgerEntry, now: datetime) -> int:
     if old_item is not None:
         client.v1.invoice_items.delete(old_item_id, options=idempotent(final_key(entry, "delete")))
     # A crashed earlier run may have created the final item: found by the ledger key (the old one is gone).
-    item = _find_invoice_item(client, customer.id, entry)
+    item = invoice_item_find(client, customer.id, entry)
     if item is None:
         item = client.v1.invoice_items.create(
             params={
                 "customer": customer.id,
                 "amount": entry.amount_cents,
                 "currency": entry.currency,
-                "description": _description(entry),
+                "description": invoice_item_description(entry),
                 "period": {"start": int(entry.period.start.timestamp()), "end": int(entry.period.end.timestamp())},
-                "metadata": _metadata(entry),
+                "metadata": invoice_item_metadata(entry),
             },
             options=idempotent(final_key(entry, "invoice_item")),
         )
-    invoice_id = stripe_id(item.get("invoice")) or _own_invoice(
+    invoice_id = stripe_id(item.get("invoice")) or own_invoice_bill(
         client, customer.id, entry, final=True, key=lambda write: final_key(entry, write), look_first=True
     )
     # The invoice's paid webhook may have settled the entry already (state invoiced): record it either way.
