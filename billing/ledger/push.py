@@ -105,6 +105,11 @@ def _push(entry: LedgerEntry, now: datetime) -> LedgerEntry:
     client = stripe_client()
     final, own_invoice = _billing_route(entry)
     item = invoice_item_find(client, customer.id, entry) if entry.push_attempts > 1 or entry.repush_count else None
+    if final and item is not None and _pending_on_subscription(item):
+        # An earlier attempt died after putting the item pending on the subscription, which has stopped
+        # renewing since (and the re-home at that change found no pushed entry to move): bill it final now.
+        item, invoice_id = final_bill(client, customer.id, entry, stale_item=item)
+        return _record_pushed(entry, item["id"], invoice_id, now)
     if item is None:
         params = {
             "customer": customer.id,
@@ -140,6 +145,45 @@ def _billing_route(entry: LedgerEntry) -> tuple[bool, bool]:
     price_id = stripe_id(items[0].get("price")) if items else None
     price = plan_price_by_stripe_id(stripe_price_id=price_id) if price_id else None
     return False, (price or entry.plan_price).interval == "year"
+
+
+def _pending_on_subscription(item) -> bool:
+    parent = (item.get("parent") or {}).get("subscription_details") or {}
+    return not item.get("invoice") and bool(parent.get("subscription") or item.get("subscription"))
+
+
+def final_key(entry: LedgerEntry, write: str) -> str:
+    """The key of a final bill's Stripe write: the ledger key's, with a segment of its own (the first push's
+    key would replay the deleted pending item within Stripe's 24 hours)."""
+    return f"{entry.ledger_key}:final:{write}"
+
+
+def final_bill(client, customer_id: str, entry: LedgerEntry, *, stale_item) -> tuple[dict, str]:
+    """Bill the entry on an item of no subscription, on an invoice of its own; returns (item, invoice id).
+
+    `stale_item` (or None) is the entry's pending item on a subscription that will not renew: deleted first
+    (Stripe allows it for an item on no finalized invoice). A crashed earlier run may have created the final
+    item already: it is found by the ledger key (the stale one is gone by then). Every write has a final key.
+    """
+    if stale_item is not None:
+        client.v1.invoice_items.delete(stale_item["id"], options=idempotent(final_key(entry, "delete")))
+    item = invoice_item_find(client, customer_id, entry)
+    if item is None:
+        item = client.v1.invoice_items.create(
+            params={
+                "customer": customer_id,
+                "amount": entry.amount_cents,
+                "currency": entry.currency,
+                "description": invoice_item_description(entry),
+                "period": {"start": int(entry.period.start.timestamp()), "end": int(entry.period.end.timestamp())},
+                "metadata": invoice_item_metadata(entry),
+            },
+            options=idempotent(final_key(entry, "invoice_item")),
+        )
+    invoice_id = stripe_id(item.get("invoice")) or own_invoice_bill(
+        client, customer_id, entry, final=True, key=lambda write: final_key(entry, write), look_first=True
+    )
+    return item, invoice_id
 
 
 def subscription_stops_renewing(*, subscription_id: str, current) -> bool:

@@ -6,7 +6,7 @@ dunning after the last retry; replaced by another subscription), the item would 
 So when a subscription stops renewing, each of its pushed entries whose item is still pending at Stripe
 is billed final: the pending item is deleted (Stripe allows it for an item on no finalized invoice) and
 the amount goes on an item without a subscription, on an invoice of its own, finalized and charged,
-under keys of its own (`<ledger key>:final:<write>`). An item already on an invoice is left alone.
+under keys of its own (billing/ledger/push.py `final_bill`). An item already on an invoice is left alone.
 """
 
 from __future__ import annotations
@@ -19,27 +19,15 @@ from django.utils import timezone
 
 from accounts.models import Account
 from accounts.services import audit_record
-from billing.ledger.push import (
-    invoice_item_description,
-    invoice_item_find,
-    invoice_item_metadata,
-    own_invoice_bill,
-    subscription_stops_renewing,
-)
+from billing.ledger.push import final_bill, subscription_stops_renewing
 from billing.models import LedgerEntry, LedgerState
-from billing.stripe.client import idempotent, stripe_client
+from billing.stripe.client import stripe_client
 from billing.stripe.objects import stripe_id
 from billing.subscriptions.selectors import customer_for_account, subscription_current
 
 logger = logging.getLogger(__name__)
 
 REHOME_REASON = "Its subscription stopped renewing: the pending item would never be invoiced."
-
-
-def final_key(entry: LedgerEntry, write: str) -> str:
-    """The key of a re-home's Stripe write: the ledger key's, with a segment of its own (the first push's
-    key would replay the deleted item within Stripe's 24 hours)."""
-    return f"{entry.ledger_key}:final:{write}"
 
 
 def ledger_entries_rehome_stranded(*, account: Account, now: datetime | None = None) -> int:
@@ -82,25 +70,7 @@ def _rehome(entry: LedgerEntry, now: datetime) -> int:
     customer = customer_for_account(account=entry.account)
     if customer is None:
         return 0
-    if old_item is not None:
-        client.v1.invoice_items.delete(old_item_id, options=idempotent(final_key(entry, "delete")))
-    # A crashed earlier run may have created the final item: found by the ledger key (the old one is gone).
-    item = invoice_item_find(client, customer.id, entry)
-    if item is None:
-        item = client.v1.invoice_items.create(
-            params={
-                "customer": customer.id,
-                "amount": entry.amount_cents,
-                "currency": entry.currency,
-                "description": invoice_item_description(entry),
-                "period": {"start": int(entry.period.start.timestamp()), "end": int(entry.period.end.timestamp())},
-                "metadata": invoice_item_metadata(entry),
-            },
-            options=idempotent(final_key(entry, "invoice_item")),
-        )
-    invoice_id = stripe_id(item.get("invoice")) or own_invoice_bill(
-        client, customer.id, entry, final=True, key=lambda write: final_key(entry, write), look_first=True
-    )
+    item, invoice_id = final_bill(client, customer.id, entry, stale_item=old_item)
     # The invoice's paid webhook may have settled the entry already (state invoiced): record it either way.
     recorded = LedgerEntry.objects.filter(
         pk=entry.pk,

@@ -178,7 +178,21 @@ def usage_periods_cut(*, account: Account, context: UsageContext | None) -> int:
             cut += _period_hand_over(period, context)
         elif period.trial and period.subscription_id == context.subscription_id and not context.in_trial(period.start):
             cut += _period_trial_over(period, context)
+        elif moment is not None and period.end <= moment and period.subscription_id != context.subscription_id:
+            _period_strays_hand_over(period, context)
     return cut
+
+
+def _period_strays_hand_over(period: UsagePeriod, context: UsageContext) -> None:
+    """The replaced subscription's period already ends where the new one starts (cut at its cancellation,
+    before the new subscription existed): events it kept from its end on (the cancellation's very second,
+    with nowhere else to go then) belong to the new subscription's periods now."""
+    if not UsageEvent.objects.filter(period_id=period.pk, occurred_at__gte=period.end).exists():
+        return
+    with transaction.atomic():
+        locked = UsagePeriod.objects.select_for_update().filter(pk=period.pk, state=UsagePeriodState.OPEN).first()
+        if locked is not None:
+            _events_move_after_cut(locked, locked.end, context)
 
 
 def _period_trial_over(period: UsagePeriod, context: UsageContext) -> int:

@@ -7,10 +7,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import stripe
+from django.utils import timezone
 
 from accounts.models import AuditLog
 from billing import tasks
+from billing.ledger import push as ledger_push
+from billing.ledger.push import PUSH_LEASE, ledger_entries_push_due
+from billing.ledger.rate import usage_periods_rate_closed
 from billing.ledger.settle import ledger_entries_mark_invoiced
 from billing.models import LedgerState, UsageEvent, UsageRollup
 from billing.subscriptions.sync import subscription_refresh
@@ -163,3 +168,74 @@ def test_a_trial_ended_at_its_very_start_leaves_a_paid_period(merchant):  # noqa
     merchant.traveller.move_to(period.end + WINDOW)
     assert tasks.rate_closed_usage_periods() == 1
     assert _entry(period).amount_cents == 5 * 20
+
+
+def test_usage_in_the_very_second_of_a_switch_is_billed_on_the_new_subscription(merchant):  # noqa: F811
+    """Old canceled first, new created after, all in one second: the event at that second was booked to the
+    old period before either; the cancellation cuts the old period there (the event has nowhere else to go
+    yet) and the new subscription takes it (the cut is half-open: its second belongs to what comes after)."""
+    start = merchant.start
+    old = _subscribe(merchant)
+    _advance(merchant, start + timedelta(days=10))
+    _report(merchant, "old", 2005, start + timedelta(days=10))
+    switch = start + timedelta(days=12)
+    _advance(merchant, switch)
+    assert _report(merchant, "at-switch", 350, switch)["status"] == "new"  # booked to the old period
+    merchant.stripe.v1.subscriptions.cancel(old.id)
+    subscription_refresh(subscription_id=old.id)
+    new = _subscribe(merchant, "basic")
+    assert datetime.fromtimestamp(new.start_date, tz=UTC) == switch
+
+    first, second = _periods(merchant)
+    assert (first.start, first.end, first.subscription_id) == (start, switch, old.id)
+    assert (second.start, second.subscription_id) == (switch, new.id)
+    assert sorted(second.events.values_list("idempotency_key", flat=True)) == ["at-switch"]
+    assert {r.metric: r.used for r in first.rollups.all()} == {"tickets": 2005}
+    assert {r.metric: r.used for r in second.rollups.all()} == {"tickets": 350}
+
+    merchant.traveller.move_to(second.end + WINDOW)
+    tasks.rate_closed_usage_periods()
+    assert _entry(first).amount_cents == 5 * 20  # Pro: 2,005 - 2,000 at 20c
+    assert _entry(second).amount_cents == 50 * 30  # Basic: 350 - 300 at 30c
+    _run_every_job_again_bills_nothing_more(merchant)
+
+
+def test_a_push_killed_after_stripe_answered_then_a_cancellation_bills_it_final_once(merchant, monkeypatch):  # noqa: F811
+    """The worker dies after the item is pending on the subscription and before our record; the merchant
+    cancels before the retry (the cancellation's re-home sees no pushed entry to move). The retry finds the
+    item, deletes it and bills the amount on an invoice of its own: a pending item of a subscription that
+    will never renew again would never be invoiced."""
+    start = merchant.start
+    subscription = _subscribe(merchant)
+    _report(merchant, "a", 2010, start)
+    _advance(merchant, add_months(start, 1) + WINDOW)
+    subscription_refresh(subscription_id=subscription.id)
+
+    def killed(*args, **kwargs):
+        raise SystemExit("worker killed after Stripe answered")
+
+    assert usage_periods_rate_closed() == 1
+    with monkeypatch.context() as patch:
+        patch.setattr(ledger_push, "_record_pushed", killed)
+        with pytest.raises(SystemExit):
+            ledger_entries_push_due()
+    entry = _entry(_periods(merchant)[0])
+    [pending] = [i for i in _items(merchant) if (i.metadata or {}).get("ledger_key") == entry.ledger_key]
+    assert (entry.state, pending.invoice, pending.parent.subscription_details.subscription) == (
+        LedgerState.RATED,
+        None,
+        subscription.id,
+    )
+
+    merchant.stripe.v1.subscriptions.cancel(subscription.id)
+    subscription_refresh(subscription_id=subscription.id)
+    entry.refresh_from_db()
+    assert entry.state == LedgerState.RATED  # held by the dead push's lease: nothing to re-home yet
+
+    merchant.traveller.move_to(timezone.now() + PUSH_LEASE + timedelta(seconds=1))
+    assert ledger_entries_push_due() == 1
+    entry.refresh_from_db()
+    assert entry.state == LedgerState.PUSHED and entry.stripe_invoice_item_id != pending.id
+    assert _own_invoice(merchant, entry).amount_paid == 10 * 20  # Pro: 2,010 - 2,000 at 20c
+    assert [i.amount for i in _items(merchant) if (i.metadata or {}).get("ledger_key") == entry.ledger_key] == [200]
+    _run_every_job_again_bills_nothing_more(merchant)

@@ -7,7 +7,7 @@ so one run of a seed shows the lead every defect it met.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db import connection
 
@@ -108,10 +108,30 @@ def ledger_not_on_one_invoice(merchants, stripe) -> list[str]:
             if count != 1:
                 findings.append(
                     f"account {merchant.account_id}: ledger entry {entry.pk} ({entry.amount_cents} cents, "
-                    f"{entry.state}, period {entry.period_id}) is on {count} finalized invoices"
+                    f"{entry.state}, period {entry.period_id}) is on {count} finalized invoices "
+                    f"({_entry_story(entry, stripe, merchant)})"
                 )
         findings += [f"account {merchant.account_id}: invoice line for unknown ledger entry {k}" for k in on_invoices]
     return findings
+
+
+def _entry_story(entry, stripe, merchant) -> str:
+    """What happened to an entry that did not land once, for the replay: its pushes, subscription, invoices."""
+
+    def day(stamp) -> str:
+        return f"{datetime.fromtimestamp(stamp, UTC):%Y-%m-%d %H:%M}" if stamp else "-"
+
+    pushed = f"pushed {entry.pushed_at:%Y-%m-%d %H:%M}" if entry.pushed_at else "not pushed"
+    sub = stripe.v1.subscriptions.retrieve(entry.period.subscription_id)
+    invoices = "; ".join(
+        f"{i['id']} {i['status']} {i['billing_reason']} {day(i['created'])} {i['total']}"
+        for i in customer_invoices(stripe, merchant.customer_id)
+    )
+    return (
+        f"rated {entry.created_at:%Y-%m-%d %H:%M}, {pushed} after {entry.push_attempts} attempts, "
+        f"item {entry.stripe_invoice_item_id or '-'}, last error {entry.last_error or '-'}; "
+        f"{sub.id} {sub.status}, canceled {day(sub.canceled_at)}; invoices: {invoices}"
+    )
 
 
 def overlapping_periods() -> list[str]:
