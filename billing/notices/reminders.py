@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from djstripe import models as djstripe_models
 
 from accounts.errors import DomainError
 from accounts.models import Account, AccountStatus
@@ -46,7 +47,17 @@ def reminders_send_due(*, now: datetime | None = None) -> int:
     """Send every renewal and trial reminder that is due and not yet sent. Returns how many went out."""
     now = now or timezone.now()
     sent = 0
-    for account in Account.objects.filter(status__in=[AccountStatus.ACTIVE, AccountStatus.PAST_DUE]).exclude(plan=None):
+    # Only accounts with an annual subscription can be due: found in SQL, so a run reads a handful of
+    # subscriptions, not every account's (the summary then checks it is the account's current one).
+    annual = djstripe_models.Subscription.objects.filter(
+        stripe_data__items__data__0__price__recurring__interval="year"
+    ).values("customer__subscriber_id")
+    candidates = (
+        Account.objects.filter(status__in=[AccountStatus.ACTIVE, AccountStatus.PAST_DUE], pk__in=annual)
+        .exclude(plan=None)
+        .order_by("pk")
+    )
+    for account in candidates:
         summary = subscription_summary(account=account)
         if (
             summary is None

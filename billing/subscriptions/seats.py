@@ -50,7 +50,7 @@ def _seats_key(*, subscription_id: str, change_id: int, quantity: int) -> str:
 
 
 def subscription_sync_seats(*, account: Account, change_id: int) -> int | None:
-    """Make a per-seat subscription's quantity equal the account's active members, with proration.
+    """Make a per-seat subscription's quantity equal the account's active members, prorated and invoiced now.
 
     `change_id` (the audit row of the team change) names the change in the idempotency key, so a retried
     task repeats the same write and two different changes never collide. Returns the new quantity, or
@@ -68,7 +68,9 @@ def subscription_sync_seats(*, account: Account, change_id: int) -> int | None:
         return quantity
     updated = stripe_client().v1.subscriptions.update(
         summary.id,
-        params={"items": [{"id": item["id"], "quantity": quantity}], "proration_behavior": "create_prorations"},
+        # Invoiced at once, not left pending for the next renewal: an annual plan's renewal is months away,
+        # and a subscription canceled or replaced before it would never invoice a pending proration.
+        params={"items": [{"id": item["id"], "quantity": quantity}], "proration_behavior": "always_invoice"},
         options=idempotent(_seats_key(subscription_id=summary.id, change_id=change_id, quantity=quantity)),
     )
     djstripe_models.Subscription.sync_from_stripe_data(updated, api_key=stripe_api_key())

@@ -43,7 +43,7 @@ def subscription_refresh(*, subscription_id: str) -> Account | None:
     # An anchor move cuts the open usage period; an upgrade applies to the whole current one; a
     # subscription that stops renewing has its pending overage items billed final (never stranded).
     from billing.ledger.rehome import ledger_entries_rehome_stranded
-    from billing.usage.periods import usage_periods_follow_subscription
+    from billing.usage.cuts import usage_periods_follow_subscription
 
     usage_periods_follow_subscription(account=account)
     ledger_entries_rehome_stranded(account=account)
@@ -72,6 +72,10 @@ def account_status_for_subscription(*, account: Account, stripe_status: str) -> 
         # decline. That invoice may be past due at Stripe or a one-off (an annual plan's or a final period's
         # overage, whose subscription stays active): either way the account stays suspended until it is paid.
         target = AccountStatus.SUSPENDED
+    elif target == AccountStatus.PAST_DUE and account.status == AccountStatus.SUSPENDED:
+        # Only a payment lifts a suspension (the subscription active again): one Stripe still calls past due,
+        # with an invoice ops wrote off (the case closed, the suspension stands) or another one open, holds.
+        target = AccountStatus.SUSPENDED
     return target
 
 
@@ -91,8 +95,8 @@ def account_sync_status_from_subscription(*, account: Account) -> Account:
             plan=summary.plan_price.plan,
             reason=f"Stripe subscription {subscription.id} is on {summary.plan_price.lookup_key}",
         )
-    target = account_status_for_subscription(account=account, stripe_status=status)
     account.refresh_from_db(fields=["status"])
+    target = account_status_for_subscription(account=account, stripe_status=status)
     if target is None or account.status == target or account.status in (AccountStatus.BLOCKED, AccountStatus.CLOSED):
         # Blocked and closed are staff decisions; Stripe's events don't undo them.
         return account

@@ -260,14 +260,23 @@ def _months_before(anchor: datetime, moment: datetime) -> int:
 
 
 def _anchor_segments(history: list[SubscriptionState]):
-    """(start, end, anchor, trial_end, [(since, plan)]) per stretch of one subscription on one anchor."""
+    """(start, end, anchor, trial_end, [(since, plan)]) per stretch of one subscription on one anchor.
+
+    One subscription at a time bills usage: a new live one replaces the one before from its first state on,
+    and the replaced one's later events (its cancellation, in whichever order the two came) change nothing.
+    """
     segments = []
     current = None
+    replaced: set[str] = set()
     for state in history:
+        if state.subscription in replaced:
+            continue
         if current is not None and current["sub"] != state.subscription:
-            if current["end"] == FAR_FUTURE:
-                current["end"] = state.at
+            if state.status in ("canceled", "incomplete_expired", "incomplete"):
+                continue  # another subscription that ended or never started: it replaces nothing
+            current["end"] = min(current["end"], state.at)
             segments.append(current)
+            replaced.add(current["sub"])
             current = None
         if state.status in ("incomplete_expired", "incomplete"):
             continue

@@ -3,7 +3,7 @@ invoice is refused by Stripe and changes nothing here; a cancellation during dun
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import stripe
@@ -57,6 +57,29 @@ def test_an_uncollectible_invoice_closes_its_case_and_the_suspension_stands(cloc
     assert _status(clocked) == AccountStatus.SUSPENDED  # written off, still not paid: ops decide the account
     invoice = stripe_client.v1.invoices.retrieve(case.stripe_invoice_id)
     assert (invoice.status, invoice.next_payment_attempt) == ("uncollectible", None)
+
+
+def test_after_a_write_off_the_next_failed_renewal_keeps_the_suspension(clocked, stripe_client):  # noqa: F811
+    """Only a payment lifts a suspension: the next renewal failing too (Stripe: past due) leaves the account
+    suspended, and its events are answered 2xx (the move suspended -> past due is not one the product makes)."""
+    with time_machine.travel(clocked.renewal + timedelta(hours=2), tick=False) as traveller:
+        case = _failed_renewal(clocked, stripe_client, traveller)
+        _advance(clocked, stripe_client, clocked.renewal + timedelta(days=7, hours=3), traveller)
+        assert dunning_enforce_grace() == 1
+        stripe_client.v1.invoices.mark_uncollectible(case.stripe_invoice_id)
+        _flush(clocked.sandbox)
+        next_renewal = datetime.fromtimestamp(
+            stripe_client.v1.subscriptions.retrieve(clocked.subscription.id)["items"]["data"][0]["current_period_end"],
+            tz=UTC,
+        )
+        _advance(clocked, stripe_client, next_renewal + timedelta(hours=2), traveller)
+    assert stripe_client.v1.subscriptions.retrieve(clocked.subscription.id).status == "past_due"
+    assert _status(clocked) == AccountStatus.SUSPENDED
+    assert list(
+        DunningCase.objects.filter(account=clocked.account).order_by("opened_at").values_list("status", flat=True)
+    ) == [DunningStatus.UNCOLLECTIBLE, DunningStatus.OPEN]
+    deliveries = clocked.sandbox.request("GET", "/_sandbox/deliveries", api_key=None).body["data"]
+    assert deliveries and not [d for d in deliveries if (d.get("status_code") or 0) >= 500]
 
 
 def test_grace_rereads_the_invoice_and_a_lost_void_event_does_not_suspend(clocked, stripe_client):  # noqa: F811

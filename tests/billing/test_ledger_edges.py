@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 from django.core.management import call_command
+from django.utils import timezone
 from djstripe import models as djstripe_models
 
 from billing import tasks
@@ -22,6 +23,9 @@ from billing.subscriptions.sync import subscription_refresh
 from billing.usage.ingest import usage_events_record
 from billing.usage.periods import add_months
 from plans.models import PlanPrice
+from tests.billing import oracle
+from tests.billing.journey import books
+from tests.billing.journey.world import catalog_terms
 from tests.billing.usage_helpers import event
 
 WINDOW = timedelta(hours=72, minutes=1)  # the finality window, and a minute
@@ -44,6 +48,7 @@ def merchant(sandbox, stripe_client, owner):
     mirrored = djstripe_models.Customer.sync_from_stripe_data(customer, api_key=stripe_api_key())
     djstripe_models.Customer.objects.filter(pk=mirrored.pk).update(subscriber=owner.account)
     owner.start, owner.clock, owner.customer, owner.stripe = start, clock, customer, stripe_client
+    owner.accepted = []  # the usage events the product accepted, for the oracle
     with time_machine.travel(start, tick=False) as traveller:
         owner.traveller = traveller
         yield owner
@@ -67,6 +72,8 @@ def _report(merchant, key, quantity, at, metric="tickets") -> dict:
     [result] = usage_events_record(
         events=[event(key, at=at, account=merchant.account, metric=metric, quantity=quantity)], caller_account=None
     ).results
+    if result["status"] == "new":
+        merchant.accepted.append(oracle.UsageEvent(metric, quantity, at))
     return result
 
 
@@ -91,6 +98,30 @@ def _run_every_job_again_bills_nothing_more(merchant):
     assert tasks.rate_closed_usage_periods() == 0
     assert tasks.push_ledger_entries() == 0
     assert (len(_invoices(merchant)), len(_items(merchant))) == (invoices, items)
+
+
+def _books_equal_the_oracle(merchant, *, expects_overage: bool = True) -> None:
+    """Stripe's finalized invoices of the customer equal the independent oracle (tests/billing/oracle.py), line
+    by line: plan fees, prorations and overage, from the catalog, the accepted usage events and Stripe's own
+    subscription events. What is due by now is rated and pushed first; then both clocks live on 32 days, so
+    a renewal sweeps in what waits for it (a pending item is not yet on an invoice)."""
+    tasks.rate_closed_usage_periods()
+    tasks.push_ledger_entries()
+    rated_through = timezone.now()
+    frozen = merchant.stripe.v1.test_helpers.test_clocks.retrieve(merchant.clock.id).frozen_time
+    as_of = max(rated_through, datetime.fromtimestamp(frozen, UTC)) + timedelta(days=32)
+    _advance(merchant, as_of)
+    prices, terms = catalog_terms(merchant.start)
+    catalog = oracle.Catalog(prices=prices, terms=[terms])
+    history = books.subscription_history(merchant.stripe).get(merchant.customer.id, [])
+    expected = oracle.expected_fees(catalog, history, as_of=as_of, finalize_delay=books.RENEWAL_FINALIZE_DELAY)
+    expected += oracle.expected_overage(
+        catalog, history, merchant.accepted, rated_through=rated_through, finality=WINDOW - timedelta(minutes=1)
+    )
+    actual = oracle.actual_lines(books.customer_invoices(merchant.stripe, merchant.customer.id))
+    overage = [line for line in expected if line.kind == oracle.OVERAGE and line.amount]
+    assert bool(overage) == expects_overage, overage
+    assert oracle.compare(expected, actual) == []
 
 
 def _own_invoice(merchant, entry):
@@ -124,6 +155,7 @@ def test_a_cancellation_bills_the_final_periods_overage_on_an_invoice_of_its_own
     assert item.metadata["subscription_id"] == subscription.id
     assert not ((item.get("parent") or {}).get("subscription_details") or {}).get("subscription")  # none: it's over
     _run_every_job_again_bills_nothing_more(merchant)
+    _books_equal_the_oracle(merchant)
 
 
 def test_a_new_subscription_replacing_the_old_cuts_the_period_and_each_is_billed_once(merchant):
@@ -157,6 +189,7 @@ def test_a_new_subscription_replacing_the_old_cuts_the_period_and_each_is_billed
     [item] = [i for i in _items(merchant) if i.id == entry.stripe_invoice_item_id]
     assert item.invoice is None  # pending on the live monthly subscription: its renewal sweeps it in
     assert item.parent.subscription_details.subscription == new.id
+    _books_equal_the_oracle(merchant)
 
 
 def test_monthly_to_annual_cuts_the_period_and_counts_each_quota_once(merchant):
@@ -188,6 +221,7 @@ def test_monthly_to_annual_cuts_the_period_and_counts_each_quota_once(merchant):
     # The subscription renews in a year: both overages go on invoices of their own, now.
     assert [_own_invoice(merchant, _entry(p)).amount_paid for p in (cut, annual_month)] == [2020, 1000]
     _run_every_job_again_bills_nothing_more(merchant)
+    _books_equal_the_oracle(merchant)
 
 
 def test_a_trial_ended_early_is_counted_never_billed_and_the_next_period_starts_at_its_end(merchant):
@@ -212,6 +246,7 @@ def test_a_trial_ended_early_is_counted_never_billed_and_the_next_period_starts_
     assert {line["metric"]: line["used"] for line in trial_entry.lines}["tickets"] == 2100  # shown, not billed
     assert _entry(paid).amount_cents == 20
     assert [i.amount for i in _items(merchant) if (i.metadata or {}).get("ledger_key")] == [20]
+    _books_equal_the_oracle(merchant)
 
 
 def test_a_subscription_that_expired_unpaid_counts_its_usage_and_bills_nothing(merchant):
@@ -241,3 +276,4 @@ def test_a_subscription_that_expired_unpaid_counts_its_usage_and_bills_nothing(m
     assert [(line["metric"], line["used"]) for line in entry.lines if line["used"]] == [("tickets", 2000)]
     assert _items(merchant) == []
     _run_every_job_again_bills_nothing_more(merchant)
+    _books_equal_the_oracle(merchant, expects_overage=False)

@@ -24,6 +24,7 @@ from plans.models import PlanPrice
 from tests.billing.test_ledger_edges import (  # noqa: F401 (merchant is a fixture)
     WINDOW,
     _advance,
+    _books_equal_the_oracle,
     _entry,
     _items,
     _own_invoice,
@@ -81,6 +82,7 @@ def test_a_pending_item_of_a_subscription_then_canceled_at_period_end_is_billed_
     _run_every_job_again_bills_nothing_more(merchant)
     assert [i.amount for i in _items(merchant) if (i.metadata or {}).get("ledger_key") == entry.ledger_key] == [200]
     assert [i.amount_paid for i in _paid_with_key(merchant, entry.ledger_key)] == [200]  # once
+    _books_equal_the_oracle(merchant)
 
 
 def test_an_entry_rated_while_its_subscription_is_set_to_cancel_goes_on_an_invoice_of_its_own(merchant):  # noqa: F811
@@ -99,6 +101,7 @@ def test_an_entry_rated_while_its_subscription_is_set_to_cancel_goes_on_an_invoi
     [item] = [i for i in _items(merchant) if i.id == entry.stripe_invoice_item_id]
     assert not ((item.get("parent") or {}).get("subscription_details") or {}).get("subscription")
     _run_every_job_again_bills_nothing_more(merchant)
+    _books_equal_the_oracle(merchant)
 
 
 def test_usage_booked_before_the_sync_cut_the_period_moves_to_the_new_period(merchant):  # noqa: F811
@@ -130,6 +133,7 @@ def test_usage_booked_before_the_sync_cut_the_period_moves_to_the_new_period(mer
     assert tasks.rate_closed_usage_periods() == 2
     assert [_entry(p).amount_cents for p in (cut, annual_month)] == [100 * 20, 50 * 20]
     _run_every_job_again_bills_nothing_more(merchant)
+    _books_equal_the_oracle(merchant)
 
 
 def test_a_switch_at_the_very_boundary_hands_the_new_period_to_the_new_subscription(merchant):  # noqa: F811
@@ -152,6 +156,7 @@ def test_a_switch_at_the_very_boundary_hands_the_new_period_to_the_new_subscript
     merchant.traveller.move_to(period.end + WINDOW)
     assert tasks.rate_closed_usage_periods() == 1
     assert _entry(period).amount_cents == 10 * 20  # on Pro's terms, not Basic's
+    _books_equal_the_oracle(merchant)
 
 
 def test_a_trial_ended_at_its_very_start_leaves_a_paid_period(merchant):  # noqa: F811
@@ -168,6 +173,7 @@ def test_a_trial_ended_at_its_very_start_leaves_a_paid_period(merchant):  # noqa
     merchant.traveller.move_to(period.end + WINDOW)
     assert tasks.rate_closed_usage_periods() == 1
     assert _entry(period).amount_cents == 5 * 20
+    _books_equal_the_oracle(merchant)
 
 
 def test_usage_in_the_very_second_of_a_switch_is_billed_on_the_new_subscription(merchant):  # noqa: F811
@@ -198,6 +204,7 @@ def test_usage_in_the_very_second_of_a_switch_is_billed_on_the_new_subscription(
     assert _entry(first).amount_cents == 5 * 20  # Pro: 2,005 - 2,000 at 20c
     assert _entry(second).amount_cents == 50 * 30  # Basic: 350 - 300 at 30c
     _run_every_job_again_bills_nothing_more(merchant)
+    _books_equal_the_oracle(merchant)
 
 
 def test_a_push_killed_after_stripe_answered_then_a_cancellation_bills_it_final_once(merchant, monkeypatch):  # noqa: F811
@@ -239,3 +246,4 @@ def test_a_push_killed_after_stripe_answered_then_a_cancellation_bills_it_final_
     assert _own_invoice(merchant, entry).amount_paid == 10 * 20  # Pro: 2,010 - 2,000 at 20c
     assert [i.amount for i in _items(merchant) if (i.metadata or {}).get("ledger_key") == entry.ledger_key] == [200]
     _run_every_job_again_bills_nothing_more(merchant)
+    _books_equal_the_oracle(merchant)

@@ -7,16 +7,20 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
+from django.conf import settings
 from django.core.management import call_command
 from djstripe import models as djstripe_models
 
 from accounts.models import Account, AuditLog
-from billing.models import PlanChangeStatus
+from billing.ledger.rate import usage_periods_rate_closed
+from billing.models import LedgerEntry, PlanChangeStatus, UsagePeriod
 from billing.stripe.endpoints import webhook_endpoint_ensure
 from billing.subscriptions.changes import scheduled_changes_apply_due, subscription_change, subscription_change_preview
+from billing.usage.ingest import usage_events_record
 from plans.models import PlanPrice
 from tests.billing.clock_helpers import clocked_customer
 from tests.billing.test_dunning import _advance, _flush
+from tests.billing.usage_helpers import event
 
 
 @pytest.fixture
@@ -94,3 +98,28 @@ def test_a_downgrade_found_after_its_boundary_is_prorated_at_once_and_audited(pa
     assert (invoice.total, invoice.amount_due, invoice.status) == (total, max(total, 0), "paid")
     assert stripe_client.v1.customers.retrieve(paying.customer.id).balance == min(total, 0)
     assert len(_invoices(stripe_client, paying.subscription.id)) == 3  # first, renewal on Pro, renewal on Basic
+
+
+def test_a_late_event_after_a_downgrade_went_on_is_rated_on_the_plan_its_period_was_paid_on(paying, stripe_client):
+    """The downgrade goes on Stripe in the period's last half hour; an event that occurred before the boundary
+    arrives after it and is the period's first: the period it creates is still Pro's (paid for), not Basic's.
+    Pro includes 2,000 tickets then 20c each; Basic 300 then 30c."""
+    basic = PlanPrice.objects.get(plan__code="basic", interval="month")
+    preview = subscription_change_preview(account=paying.account, actor=paying.user, plan_price=basic)
+    subscription_change(account=paying.account, actor=paying.user, token=preview.token)
+    applied = paying.renewal - timedelta(minutes=30)
+    with time_machine.travel(applied, tick=False) as traveller:
+        _advance(paying, stripe_client, applied, traveller)
+        assert scheduled_changes_apply_due() == 1
+        _flush(paying.sandbox)
+        after = paying.renewal + timedelta(hours=2)
+        _advance(paying, stripe_client, after, traveller)
+        late = event("late", at=paying.renewal - timedelta(hours=1), account=paying.account, quantity=2010)
+        [result] = usage_events_record(events=[late], caller_account=None).results
+        assert result["status"] == "new"
+        [period] = UsagePeriod.objects.filter(account=paying.account)
+        assert (period.end, period.plan_price.plan.code) == (paying.renewal, "pro")
+        assert period.terms["metrics"]["tickets"]["included"] == 2000
+        traveller.move_to(paying.renewal + timedelta(hours=settings.TOLLBOOTH_USAGE_FINALITY_HOURS, minutes=1))
+        assert usage_periods_rate_closed() == 1
+    assert LedgerEntry.objects.get(period=period).amount_cents == 10 * 20

@@ -61,13 +61,28 @@ def test_a_new_member_raises_the_quantity_with_proration_and_a_removal_lowers_it
 
     quantity, subscription = _quantity(stripe_client, owner.account)
     assert quantity == 3
-    pending = stripe_client.v1.invoice_items.list(params={"customer": subscription.customer, "pending": True}).data
-    assert pending and all(item.proration for item in pending)
-    assert sum(item.amount for item in pending) > 0  # a third seat, charged for the rest of the period
+    # Invoiced at once (a renewal may be months away, or never come): nothing waits pending.
+    assert not stripe_client.v1.invoice_items.list(params={"customer": subscription.customer, "pending": True}).data
+    [added] = _seat_invoices(stripe_client, subscription)
+    assert added.status == "paid" and added.amount_paid > 0  # a third seat, charged for the rest of the period
+    details = [
+        line.parent.get("invoice_item_details") or line.parent.get("subscription_item_details")
+        for line in added.lines.data
+    ]
+    assert details and all(detail.proration for detail in details)
 
     with django_capture_on_commit_callbacks(execute=True):
         accounts_services.membership_deactivate(membership=membership, actor=owner.user)
     assert _quantity(stripe_client, owner.account)[0] == 2
+    removed, _ = _seat_invoices(stripe_client, subscription)
+    assert removed.total < 0 and removed.amount_due == 0  # the unused seat is credited, not charged
+    customer = stripe_client.v1.customers.retrieve(subscription.customer)
+    assert customer.balance == removed.total  # to the customer's balance, for the next invoice
+
+
+def _seat_invoices(stripe_client, subscription):
+    invoices = stripe_client.v1.invoices.list(params={"customer": subscription.customer, "limit": 100}).data
+    return [invoice for invoice in invoices if invoice.billing_reason == "subscription_update"]
 
 
 def test_the_same_change_synced_twice_writes_once(per_seat_subscriber, stripe_client):
@@ -77,8 +92,7 @@ def test_the_same_change_synced_twice_writes_once(per_seat_subscriber, stripe_cl
     assert subscription_sync_seats(account=owner.account, change_id=4242) == 3
     quantity, subscription = _quantity(stripe_client, owner.account)
     assert quantity == 3
-    pending = stripe_client.v1.invoice_items.list(params={"customer": subscription.customer, "pending": True}).data
-    assert len([item for item in pending if item.amount > 0]) == 1
+    assert len(_seat_invoices(stripe_client, subscription)) == 1  # one change, one invoice
 
 
 def test_a_flat_plan_never_touches_the_quantity(sandbox, catalog, owner):

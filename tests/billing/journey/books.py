@@ -46,14 +46,19 @@ def oracle_differences(
         actual = oracle.actual_lines(invoices, forgiven=merchant.forgiven)
         differences = oracle.compare(expected, actual)
         if differences:
-            blocks.append(_block(merchant, differences))
+            blocks.append(_block(merchant, differences, oracle.usage_periods(catalog, history)))
     return invoices_seen, blocks
 
 
-def _block(merchant, differences) -> str:
+def _block(merchant, differences, oracle_periods) -> str:
     lines = [f"account {merchant.account_id} (merchant {merchant.n}, customer {merchant.customer_id}):"]
     lines += [f"    {difference}" for difference in differences]
     lines += ["  usage periods (ours):"] + [f"    {row}" for row in usage_period_rows(merchant.account_id)]
+    lines += ["  usage periods (the oracle's):"] + [
+        f"    {p.start:%Y-%m-%d %H:%M:%S} → {p.end:%Y-%m-%d %H:%M:%S}{' trial' if p.trial else ''} "
+        + ", ".join(f"{since:%Y-%m-%d %H:%M} {price}" for since, price in p.plans)
+        for p in oracle_periods
+    ]
     lines += ["  steps:"] + [f"    {step}" for step in merchant.log]
     return "\n".join(lines)
 
@@ -151,11 +156,14 @@ def overlapping_periods() -> list[str]:
 
 
 def _owes(merchant) -> bool:
-    """Stripe holds an open (unpaid) invoice of this merchant's customer."""
+    """Stripe holds an unpaid invoice of this merchant's customer: open, or written off by ops (uncollectible)."""
     from billing.stripe.client import stripe_client
 
-    invoices = stripe_client().v1.invoices.list(params={"customer": merchant.customer_id, "status": "open", "limit": 1})
-    return bool(invoices.data)
+    for status in ("open", "uncollectible"):
+        params = {"customer": merchant.customer_id, "status": status, "limit": 1}
+        if stripe_client().v1.invoices.list(params=params).data:
+            return True
+    return False
 
 
 def status_mismatches(merchants) -> list[str]:
@@ -171,8 +179,9 @@ def status_mismatches(merchants) -> list[str]:
         stripe_status = subscription.stripe_data.get("status")
         expected = ACCOUNT_STATUS_FOR_SUBSCRIPTION.get(stripe_status)
         if expected in ("past_due", "active") and account.status == "suspended" and _owes(merchant):
-            # Dunning suspended it for an invoice Stripe still holds open: past due at Stripe after the grace
-            # period, or a one-off overage invoice (the subscription stays active) refused by a hard decline.
+            # Dunning suspended it for an invoice still unpaid: past due at Stripe after the grace period, a
+            # one-off overage invoice (the subscription stays active) refused by a hard decline, or an invoice
+            # ops wrote off (the suspension stands until a payment lifts it).
             continue
         if expected and account.status != expected:
             findings.append(

@@ -43,6 +43,7 @@ class World:
     violations: list = field(default_factory=list)  # (when, what): a second run of the due jobs billed more
     crashes: list = field(default_factory=list)  # (when, what): a job or a step raised (a 500 in the product)
     kills: Counter = field(default_factory=Counter)
+    cut: dict = field(default_factory=dict)  # seam -> (module, name, original) while cut and not yet hit
 
     def now(self) -> datetime:
         from django.utils import timezone
@@ -158,10 +159,18 @@ class World:
 
         def die(*args, **kwargs):
             setattr(module, name, original)
+            self.cut.pop(seam, None)
             raise WorkerKilled(seam)
 
         die.is_cut = True
+        self.cut[seam] = (module, name, original)
         setattr(module, name, die)
+
+    def heal(self) -> None:
+        """Make every seam still cut whole again (the simulation is over; the next test must not die in it)."""
+        for module, name, original in self.cut.values():
+            setattr(module, name, original)
+        self.cut.clear()
 
     def _newest_event_id(self) -> str | None:
         page = self.stripe.v1.events.list(params={"limit": 1})
