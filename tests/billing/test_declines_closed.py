@@ -45,13 +45,19 @@ def test_a_voided_invoice_closes_its_case_and_lifts_the_suspension_it_caused(clo
         assert _status(clocked) == AccountStatus.ACTIVE
 
 
+def _suspended_then_written_off(owner, stripe_client, traveller) -> DunningCase:
+    """The renewal fails, the grace period runs out (suspended), then ops mark the invoice uncollectible."""
+    case = _failed_renewal(owner, stripe_client, traveller)
+    _advance(owner, stripe_client, owner.renewal + timedelta(days=7, hours=3), traveller)
+    assert dunning_enforce_grace() == 1
+    stripe_client.v1.invoices.mark_uncollectible(case.stripe_invoice_id)
+    _flush(owner.sandbox)
+    return case
+
+
 def test_an_uncollectible_invoice_closes_its_case_and_the_suspension_stands(clocked, stripe_client):  # noqa: F811
     with time_machine.travel(clocked.renewal + timedelta(hours=2), tick=False) as traveller:
-        case = _failed_renewal(clocked, stripe_client, traveller)
-        _advance(clocked, stripe_client, clocked.renewal + timedelta(days=7, hours=3), traveller)
-        assert dunning_enforce_grace() == 1
-        stripe_client.v1.invoices.mark_uncollectible(case.stripe_invoice_id)
-        _flush(clocked.sandbox)
+        case = _suspended_then_written_off(clocked, stripe_client, traveller)
     case.refresh_from_db()
     assert case.status == DunningStatus.UNCOLLECTIBLE
     assert _status(clocked) == AccountStatus.SUSPENDED  # written off, still not paid: ops decide the account
@@ -63,11 +69,7 @@ def test_after_a_write_off_the_next_failed_renewal_keeps_the_suspension(clocked,
     """Only a payment lifts a suspension: the next renewal failing too (Stripe: past due) leaves the account
     suspended, and its events are answered 2xx (the move suspended -> past due is not one the product makes)."""
     with time_machine.travel(clocked.renewal + timedelta(hours=2), tick=False) as traveller:
-        case = _failed_renewal(clocked, stripe_client, traveller)
-        _advance(clocked, stripe_client, clocked.renewal + timedelta(days=7, hours=3), traveller)
-        assert dunning_enforce_grace() == 1
-        stripe_client.v1.invoices.mark_uncollectible(case.stripe_invoice_id)
-        _flush(clocked.sandbox)
+        _suspended_then_written_off(clocked, stripe_client, traveller)
         next_renewal = datetime.fromtimestamp(
             stripe_client.v1.subscriptions.retrieve(clocked.subscription.id)["items"]["data"][0]["current_period_end"],
             tz=UTC,
