@@ -8,10 +8,12 @@ dj-stripe does).
 
 Signing: ``Stripe-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, f"{t}.{payload}")>``, what
 ``stripe.Webhook.construct_event`` verifies. A non-2xx answer, a timeout or a refused connection is
-retried with exponential back-off (``retry_base_seconds * 2**(attempt-1)``) up to ``max_attempts``;
-the endpoint's later events wait behind it (order is kept). Settings: :data:`DEFAULTS`, overridden by
-the environment (``SANDBOX_WEBHOOK_RETRY_BASE``, ``SANDBOX_WEBHOOK_MAX_ATTEMPTS``,
-``SANDBOX_WEBHOOK_TIMEOUT``) and at run time by ``POST /_sandbox/webhooks/config``.
+retried per :mod:`sandbox.events.schedule`: Stripe's live schedule (up to 72 h, later events pass) by
+default, or ``fast`` (``retry_base_seconds * 2**(attempt-1)``, ``max_attempts``, later events wait
+behind it). A job waiting for its retry is back in its queue, with when it is due (real time, and the
+time of the event's test clock or of the sandbox). Settings: :data:`DEFAULTS`, overridden by the
+environment (``SANDBOX_WEBHOOK_RETRY_SCHEDULE``, ``SANDBOX_WEBHOOK_RETRY_SCALE``, ``SANDBOX_WEBHOOK_RETRY_BASE``,
+``SANDBOX_WEBHOOK_MAX_ATTEMPTS``, ``SANDBOX_WEBHOOK_TIMEOUT``) and at run time by ``POST /_sandbox/webhooks/config``.
 
 Fault modes, per endpoint (``store.meta_for(endpoint_id)["faults"]``, set by
 ``POST /_sandbox/webhook_endpoints/{id}/faults``):
@@ -25,83 +27,36 @@ Fault modes, per endpoint (``store.meta_for(endpoint_id)["faults"]``, set by
 
 Pending deliveries (queued, in flight, waiting to retry or for redelivery) and the settings are part
 of the saved state (``store.extra_state["webhook_deliveries"]``): after a restart :func:`resume`
-delivers them, same event, payload and secret, to the same endpoints, attempt counts going on.
-Delivery is at least once: an attempt under way while the state is saved is made again after a restart.
+delivers them, same event, payload and secret, to the same endpoints, attempt counts and the times of
+their next attempts going on. Delivery is at least once: an attempt under way while the state is saved is
+made again after a restart.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import os
 import random
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import deque
 from dataclasses import dataclass, field
 
 from sandbox.core.store import Store
+from sandbox.events.posting import post, sign
+from sandbox.events.schedule import DEFAULTS, SCHEDULES, Job, clock_time
 
-DEFAULTS = {
-    "retry_base_seconds": float(os.environ.get("SANDBOX_WEBHOOK_RETRY_BASE", "1.0")),
-    "max_attempts": int(os.environ.get("SANDBOX_WEBHOOK_MAX_ATTEMPTS", "5")),
-    "timeout_seconds": float(os.environ.get("SANDBOX_WEBHOOK_TIMEOUT", "10")),
-}
-USER_AGENT = "Stripe/1.0 (+https://stripe.com/docs/webhooks)"
+__all__ = ["DEFAULTS", "SCHEDULES", "Delivery", "Job", "attach", "attached", "resume", "sign"]
+
 MAX_LOG = 10_000
 STATE_SECTION = "webhook_deliveries"
-
-
-def sign(payload: str, secret: str, timestamp: int | None = None) -> str:
-    """The ``Stripe-Signature`` header value for ``payload``."""
-    timestamp = int(time.time()) if timestamp is None else timestamp
-    digest = hmac.new(secret.encode(), f"{timestamp}.{payload}".encode(), hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={digest}"
+# Longest sleep of an idle worker with waiting jobs: ``POST /_sandbox/advance`` moves the sandbox's time silently.
+POLL_SECONDS = 0.5
+CLOCK_EVENTS = "test_helpers.test_clock."
 
 
 def matches(endpoint: dict, event_type: str) -> bool:
     enabled = endpoint["enabled_events"]
     return endpoint["status"] == "enabled" and ("*" in enabled or event_type in enabled)
-
-
-@dataclass(eq=False)  # jobs are compared by identity: two deliveries of one event are two jobs
-class Job:
-    event_id: str
-    event_type: str
-    payload: str
-    url: str
-    secret: str
-    attempt: int = 0
-    # Monotonic times: ``not_before`` lets later jobs pass (redelivery), ``retry_at`` keeps them waiting behind.
-    not_before: float = 0.0
-    retry_at: float = 0.0
-    dropped: bool = False
-    copy: int = 0  # which copy of a ``duplicate`` fault is being delivered
-
-    def saved(self) -> dict:
-        """The job as JSON, its waits as wall-clock times (monotonic clocks do not survive a restart)."""
-        now, wall = time.monotonic(), time.time()
-        return {
-            "event_id": self.event_id,
-            "event_type": self.event_type,
-            "payload": self.payload,
-            "url": self.url,
-            "secret": self.secret,
-            "attempt": self.attempt,
-            "not_before": wall + max(self.not_before - now, 0),
-            "retry_at": wall + max(self.retry_at - now, 0),
-            "dropped": self.dropped,
-            "copy": self.copy,
-        }
-
-    @classmethod
-    def restored(cls, saved: dict) -> Job:
-        now, wall = time.monotonic(), time.time()
-        waits = {key: now + max(saved[key] - wall, 0) for key in ("not_before", "retry_at")}
-        return cls(**{**saved, **waits})
 
 
 @dataclass
@@ -126,19 +81,25 @@ class Delivery:
         # Set on shutdown: workers start no new attempt, so the final save holds everything not delivered.
         self.stopping = threading.Event()
         self.posting = 0  # HTTP requests to receivers under way
+        self.seq = 0  # the last job queued
 
     # called under the store lock
 
     def on_event(self, store: Store, event: dict) -> None:
         self.check_reset()
+        if event["type"].startswith(CLOCK_EVENTS):
+            with self.cond:  # a clock moved: retries due by its time may be due now
+                self.cond.notify_all()
         targets = [ep for ep in store.all("webhook_endpoint") if matches(ep, event["type"])]
         if not targets:
             return
         payload = json.dumps(event, indent=2)
+        clock = store.meta.get(event["id"], {}).get("test_clock")
         with self.cond:
             for endpoint in reversed(targets):
                 secret = store.meta_for(endpoint["id"])["secret"]
-                job = Job(event["id"], event["type"], payload, endpoint["url"], secret)
+                self.seq += 1
+                job = Job(event["id"], event["type"], payload, endpoint["url"], secret, seq=self.seq, clock=clock)
                 self._queue(endpoint["id"]).items.append(job)
             self.cond.notify_all()
 
@@ -171,8 +132,16 @@ class Delivery:
     def _worker(self, endpoint_id: str, queue: EndpointQueue) -> None:
         while True:
             with self.cond:
-                while not queue.items or self.stopping.is_set():
-                    self.cond.wait()
+                while True:
+                    self.check_reset()
+                    start = self._next_start(queue, time.monotonic())
+                    if start is not None and not self.stopping.is_set():
+                        wait = start - time.monotonic()
+                        if wait <= 0:
+                            break
+                        self.cond.wait(timeout=min(wait, POLL_SECONDS))
+                    else:
+                        self.cond.wait()
                 queue.in_flight += 1
             try:
                 faults = self._faults(endpoint_id)
@@ -180,7 +149,7 @@ class Delivery:
                     continue
                 with self.cond:
                     batch = self._take(queue, everything=bool(faults.get("shuffle")))
-                    if batch is None:
+                    if not batch:
                         continue
                     queue.current.extend(batch)
                 if len(batch) > 1:
@@ -196,60 +165,84 @@ class Delivery:
                     queue.in_flight -= 1
                     self.cond.notify_all()
 
-    def _take(self, queue: EndpointQueue, everything: bool) -> list[Job] | None:
-        """The next job(s) due; a job waiting for redelivery lets the others pass, or is waited for."""
+    def _next_start(self, queue: EndpointQueue, now: float) -> float | None:
+        """When the worker can next take a job: ``now`` if one is due, None if the queue is empty.
+
+        Jobs are looked at in order; one waiting for a ``fast`` retry holds back the jobs behind it.
+        """
+        start = None
+        for job in queue.items:
+            if job.due(self.store, now):
+                return now
+            start = job.wait_end() if start is None else min(start, job.wait_end())
+            if job.blocks(now):
+                break
+        return start
+
+    def _take(self, queue: EndpointQueue, everything: bool) -> list[Job]:
+        """The next job due (``everything``: all the jobs due), taken out of the queue."""
         now = time.monotonic()
-        due = [job for job in queue.items if job.not_before <= now]
-        if not due:
-            wait = min(job.not_before for job in queue.items) - now
-            self.cond.wait(timeout=max(wait, 0.01))
-            return None
-        if everything:
-            for job in due:
-                queue.items.remove(job)
-            return due
-        queue.items.remove(due[0])
-        return [due[0]]
+        due = []
+        for job in queue.items:
+            if job.due(self.store, now):
+                due.append(job)
+                if not everything:
+                    break
+            elif job.blocks(now):
+                break
+        for job in due:
+            queue.items.remove(job)
+        return due
 
     def _deliver(self, endpoint_id: str, job: Job, queue: EndpointQueue) -> bool:
-        """Deliver ``job`` (every copy, with retries); False if it is not finished (requeued, or stopping)."""
+        """Attempt ``job`` (each copy); False if it is not finished (back in the queue to wait, or stopping)."""
         faults = self._faults(endpoint_id)
         if faults.get("drop_then_redeliver") and not job.dropped:
             job.dropped = True
             job.attempt += 1
-            self._record(endpoint_id, job, None, "dropped (drop_then_redeliver fault)")
             job.not_before = time.monotonic() + self.config["retry_base_seconds"]
-            with self.cond:
-                self._forget(queue, job)
-                queue.items.append(job)
-                self.cond.notify_all()
+            self._record(endpoint_id, job, None, "dropped (drop_then_redeliver fault)")
+            self._requeue(queue, job, in_place=False)
             return False
         copies = 2 if faults.get("duplicate") else 1
         while job.copy < copies:
-            while True:
-                if self.stopping.wait(max(job.retry_at - time.monotonic(), 0)):
-                    return False
-                if faults.get("delay") and self.stopping.wait(float(faults["delay"])):
-                    return False
-                job.attempt += 1
+            if faults.get("delay") and self.stopping.wait(float(faults["delay"])):
+                return False
+            if self.stopping.is_set():
+                return False
+            job.started(self.store)
+            job.attempt += 1
+            at_clock = clock_time(self.store, job.clock)
+            with self.cond:
+                self.posting += 1
+            try:
+                status, error = self._post(job)
+            finally:
                 with self.cond:
-                    self.posting += 1
-                try:
-                    status, error = self._post(job)
-                finally:
-                    with self.cond:
-                        self.posting -= 1
-                        self.cond.notify_all()
-                self._record(endpoint_id, job, status, error, duplicate=job.copy > 0)
-                if status is not None and 200 <= status < 300:
-                    break
-                if job.attempt >= self.config["max_attempts"]:
-                    break
-                job.retry_at = time.monotonic() + self.config["retry_base_seconds"] * 2 ** (job.attempt - 1)
-            job.copy += 1
-            job.retry_at = 0.0
-            job.attempt = 0 if job.copy < copies else job.attempt
+                    self.posting -= 1
+                    self.cond.notify_all()
+            delivered = status is not None and 200 <= status < 300
+            retry = not delivered and job.schedule_retry(self.store, self.config)
+            failed = not delivered and not retry  # the schedule is over
+            self._record(endpoint_id, job, status, error, duplicate=job.copy > 0, at_clock=at_clock, failed=failed)
+            if retry:
+                self._requeue(queue, job, in_place=True)
+                return False
+            job.finished_copy(copies)
         return True
+
+    def _requeue(self, queue: EndpointQueue, job: Job, in_place: bool) -> None:
+        """Put ``job`` back to wait: at its place in line (a retry), or behind the jobs queued meanwhile."""
+        with self.cond:
+            if not any(other is job for other in queue.current):
+                return  # forgotten by a reset while it was being attempted
+            self._forget(queue, job)
+            place = len(queue.items)
+            if in_place:
+                place = next((n for n, other in enumerate(queue.items) if other.seq > job.seq), place)
+            queue.items.insert(place, job)
+            self.cond.notify_all()
+        self.store.dirty = True
 
     def _finished(self, queue: EndpointQueue, job: Job) -> None:
         with self.cond:
@@ -258,26 +251,20 @@ class Delivery:
         self.store.dirty = True
 
     def _post(self, job: Job) -> tuple[int | None, str | None]:
-        request = urllib.request.Request(  # noqa: S310 (endpoint URLs are checked to be http(s))
-            job.url,
-            data=job.payload.encode(),
-            method="POST",
-            headers={
-                "Content-Type": "application/json; charset=utf-8",
-                "User-Agent": USER_AGENT,
-                "Stripe-Signature": sign(job.payload, job.secret),
-            },
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=self.config["timeout_seconds"]) as response:  # noqa: S310
-                response.read()
-                return response.status, None
-        except urllib.error.HTTPError as error:
-            return error.code, error.read()[:500].decode(errors="replace")
-        except (OSError, ValueError) as error:
-            return None, f"{type(error).__name__}: {error}"
+        return post(job.url, job.payload, job.secret, self.config["timeout_seconds"])
 
-    def _record(self, endpoint_id: str, job: Job, status: int | None, error: str | None, duplicate=False) -> None:
+    def _record(
+        self,
+        endpoint_id: str,
+        job: Job,
+        status: int | None,
+        error: str | None,
+        duplicate=False,
+        at_clock: float | None = None,
+        failed=False,
+    ) -> None:
+        delivered = status is not None and 200 <= status < 300
+        next_at, next_clock = (None, None) if delivered or failed else job.next_attempt()
         with self.cond:
             self.log.append(
                 {
@@ -288,10 +275,15 @@ class Delivery:
                     "url": job.url,
                     "attempt": job.attempt,
                     "status_code": status,
-                    "delivered": status is not None and 200 <= status < 300,
+                    "delivered": delivered,
                     "error": error,
                     "duplicate": duplicate,
                     "at": time.time(),
+                    "test_clock": job.clock,
+                    "clock_time": at_clock,
+                    "next_attempt": next_at,
+                    "next_attempt_clock_time": next_clock,
+                    "failed": failed,
                 }
             )
             del self.log[:-MAX_LOG]
@@ -315,10 +307,12 @@ class Delivery:
     def resume(self, saved: dict) -> None:
         """Queue again the deliveries of a saved state, ahead of anything new."""
         with self.cond:
-            self.config.update(saved.get("config") or {})
+            # A state saved before there were schedules had the ``fast`` one.
+            self.config.update({"retry_schedule": "fast", **(saved.get("config") or {})})
             for endpoint_id, jobs in (saved.get("queues") or {}).items():
                 queue = self._queue(endpoint_id)
                 queue.items.extendleft(Job.restored(job) for job in reversed(jobs))
+                self.seq = max([self.seq, *(job.seq for job in queue.items)])
             self.cond.notify_all()
 
     def stop(self) -> None:
@@ -339,16 +333,30 @@ class Delivery:
         with self.cond:
             return sum(len(q.items) + q.in_flight for q in self.queues.values())
 
+    def scheduled(self) -> list[dict]:
+        """The deliveries waiting for their next attempt (a retry or a redelivery), soonest first."""
+        with self.cond:
+            rows = [job.row(key) for key, queue in self.queues.items() for job in queue.items if job.attempt > 0]
+        return sorted(rows, key=lambda row: row["next_attempt"] or 0)
+
     def flush(self, timeout: float) -> bool:
-        """Wait until every queue is empty and nothing is in flight; False on timeout."""
+        """Wait until nothing is in flight and nothing queued is due within ``timeout``; False on timeout.
+
+        Deliveries whose next attempt comes later (a ``stripe`` retry an hour away) stay queued: see
+        :meth:`scheduled`.
+        """
         deadline = time.monotonic() + timeout
         with self.cond:
-            while any(q.items or q.in_flight for q in self.queues.values()):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
+            while True:
+                now = time.monotonic()
+                starts = [self._next_start(q, now) for q in self.queues.values()]
+                if not any(q.in_flight for q in self.queues.values()) and all(
+                    start is None or start > deadline for start in starts
+                ):
+                    return True
+                if now >= deadline:
                     return False
-                self.cond.wait(timeout=min(remaining, 0.1))
-        return True
+                self.cond.wait(timeout=min(deadline - now, 0.1))
 
 
 _deliveries: dict[int, Delivery] = {}

@@ -7,9 +7,12 @@ Helpers (no API key):
 
 - ``POST /_sandbox/webhook_endpoints/{id}/faults``: ``duplicate``, ``shuffle`` (+ ``shuffle_window``),
   ``delay`` (seconds), ``drop_then_redeliver``; ``false``/``0``/empty turns one off, ``clear=true`` all.
-- ``GET /_sandbox/deliveries`` (``endpoint``, ``event``, ``type``): delivery attempts, oldest first.
-- ``POST /_sandbox/webhooks/flush`` (``timeout``, default 30 s): returns once every queue is empty.
-- ``POST /_sandbox/webhooks/config``: ``retry_base_seconds``, ``max_attempts``, ``timeout_seconds``.
+- ``GET /_sandbox/deliveries`` (``endpoint``, ``event``, ``type``): delivery attempts, oldest first, and the
+  deliveries ``scheduled`` for a later attempt.
+- ``POST /_sandbox/webhooks/flush`` (``timeout``, default 30 s): returns once nothing is in flight and nothing
+  queued is due within ``timeout``; ``pending`` counts what stays scheduled for later (504 if still busy).
+- ``POST /_sandbox/webhooks/config``: ``retry_schedule`` (``stripe`` | ``fast``), ``retry_scale``,
+  ``retry_base_seconds``, ``max_attempts`` (empty: the schedule's own), ``timeout_seconds``, ``reset``.
 """
 
 from __future__ import annotations
@@ -158,12 +161,16 @@ def deliveries(req: ApiRequest) -> dict:
     delivery.check_reset()
     with delivery.cond:
         log = list(delivery.log)
-    data = [
-        entry
-        for entry in log
-        if all(not params.get(key) or entry[key] == params[key] for key in ("endpoint", "event", "type"))
-    ]
-    return {"object": "list", "data": data, "pending": delivery.pending()}
+
+    def wanted(entry: dict) -> bool:
+        return all(not params.get(key) or entry[key] == params[key] for key in ("endpoint", "event", "type"))
+
+    return {
+        "object": "list",
+        "data": [entry for entry in log if wanted(entry)],
+        "pending": delivery.pending(),
+        "scheduled": [row for row in delivery.scheduled() if wanted(row)],
+    }
 
 
 @route("POST", "/_sandbox/webhooks/flush", auth=False)
@@ -171,23 +178,44 @@ def flush(req: ApiRequest) -> dict:
     params = req.validate({"timeout": P.ANY})
     timeout = _number(params.get("timeout") or 30, "timeout")
     delivery = webhooks.attach(req.store)
+    delivery.check_reset()
     # Wait without the store lock: receivers may call the API while handling an event (dj-stripe does).
     with req.store.unlocked():
         done = delivery.flush(timeout)
     if not done:
         raise errors.StripeError(504, f"Webhook queues still busy after {timeout} s.", type="api_error")
-    return {"object": "sandbox.webhooks_flush", "pending": 0, "deliveries": len(delivery.log)}
+    scheduled = delivery.scheduled()
+    return {
+        "object": "sandbox.webhooks_flush",
+        "pending": delivery.pending(),
+        "next_attempt": scheduled[0]["next_attempt"] if scheduled else None,
+        "deliveries": len(delivery.log),
+    }
+
+
+CONFIG_SCHEMA = {
+    "retry_schedule": P.OneOf(*webhooks.SCHEDULES),
+    "retry_scale": P.ANY,
+    "retry_base_seconds": P.ANY,
+    "max_attempts": int,
+    "timeout_seconds": P.ANY,
+    "reset": bool,
+}
 
 
 @route("POST", "/_sandbox/webhooks/config", auth=False)
 def config(req: ApiRequest) -> dict:
-    params = req.validate({"retry_base_seconds": P.ANY, "max_attempts": int, "timeout_seconds": P.ANY, "reset": bool})
+    params = req.validate(CONFIG_SCHEMA)
     delivery = webhooks.attach(req.store)
-    if params.get("reset"):
-        delivery.config = dict(webhooks.DEFAULTS)
-    for name in ("retry_base_seconds", "timeout_seconds"):
+    settings = dict(webhooks.DEFAULTS) if params.get("reset") else dict(delivery.config)
+    if params.get("retry_schedule"):
+        settings["retry_schedule"] = params["retry_schedule"]
+    for name in ("retry_scale", "retry_base_seconds", "timeout_seconds"):
         if params.get(name) is not None:
-            delivery.config[name] = _number(params[name], name)
-    if params.get("max_attempts") is not None:
-        delivery.config["max_attempts"] = max(1, params["max_attempts"])
+            settings[name] = _number(params[name], name)
+            if settings[name] <= 0 and name != "retry_base_seconds":
+                raise errors.invalid_request(f"{name} must be greater than 0.", name)
+    if "max_attempts" in params:  # empty: the schedule's own
+        settings["max_attempts"] = None if params["max_attempts"] is None else max(1, params["max_attempts"])
+    delivery.config = settings
     return {"object": "sandbox.webhooks_config", **delivery.config}

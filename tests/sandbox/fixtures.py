@@ -4,11 +4,17 @@
 server picks a free port and prints it), and stops it at the end. Tests talk to it through the
 ``stripe`` package (:meth:`SandboxServer.client`) or plain HTTP (:meth:`SandboxServer.request`),
 never by importing the sandbox, so they exercise exactly what a client sees.
+
+The server runs with ``SANDBOX_WEBHOOK_RETRY_SCHEDULE=fast``: a failed webhook delivery is retried within
+seconds (after 1, 2, 4, 8 s; 5 attempts) rather than on Stripe's 3-day schedule, so
+``/_sandbox/webhooks/flush`` waits for every retry; ``/_sandbox/webhooks/config`` with ``reset=true`` comes
+back to it. Tests of Stripe's schedule ask for it (``retry_schedule=stripe``).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import urllib.error
@@ -22,6 +28,7 @@ import stripe
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEST_API_KEY = "sk_test_sandboxTestKey0123456789abcdef"
+FAST = "fast"  # the webhook retry schedule of the session's server
 
 
 @dataclass
@@ -82,6 +89,7 @@ def sandbox_server():
     process = subprocess.Popen(
         [sys.executable, "-m", "sandbox", "--host", "127.0.0.1", "--port", "0"],
         cwd=REPO_ROOT,
+        env={**os.environ, "SANDBOX_WEBHOOK_RETRY_SCHEDULE": FAST},
         stdout=subprocess.PIPE,
         text=True,
     )

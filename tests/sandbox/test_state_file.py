@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 
+import pytest
 import stripe
 
 from tests.sandbox.fixtures import REPO_ROOT, TEST_API_KEY, SandboxServer
@@ -68,7 +69,7 @@ def test_deliveries_pending_at_a_stop_all_arrive_after_the_restart(tmp_path):
     process, sandbox = start_server(state_file)
     client = sandbox.client()
     try:
-        config = {"retry_base_seconds": "0.05", "max_attempts": 200}
+        config = {"retry_schedule": "fast", "retry_base_seconds": "0.05", "max_attempts": 200}
         sandbox.request("POST", "/_sandbox/webhooks/config", config, api_key=None)
         first = client.v1.webhook_endpoints.create(params={"url": refusing.url, "enabled_events": ["customer.created"]})
         second = client.v1.webhook_endpoints.create(
@@ -107,6 +108,53 @@ def test_deliveries_pending_at_a_stop_all_arrive_after_the_restart(tmp_path):
         if down is not None:
             down.close()
         reserved.close()
+
+
+def test_a_retry_waiting_at_a_stop_is_made_after_the_restart_when_it_is_due(tmp_path):
+    """Stripe's schedule (the default): the retry a minute away keeps its attempt count and due times."""
+    state_file = tmp_path / "sandbox.json"
+    receiver = Receiver()
+    receiver.statuses = [500]
+    frozen = 1_900_000_000
+    process, sandbox = start_server(state_file)
+    client = sandbox.client()
+    try:
+        endpoint = client.v1.webhook_endpoints.create(
+            params={"url": receiver.url, "enabled_events": ["customer.created"]}
+        )
+        clock = client.v1.test_helpers.test_clocks.create(params={"frozen_time": frozen})
+        client.v1.customers.create(params={"email": "later@example.com", "test_clock": clock.id})
+        flushed = sandbox.request("POST", "/_sandbox/webhooks/flush", {"timeout": "20"}, api_key=None, timeout=30)
+        assert (flushed.status, flushed.body["pending"]) == (200, 1)
+        [before] = sandbox.request("GET", "/_sandbox/deliveries", api_key=None).body["scheduled"]
+        assert (before["attempts"], before["next_attempt_clock_time"]) == (1, frozen + 60)
+        stop(process)
+
+        [saved] = json.loads(state_file.read_text())["webhook_deliveries"]["queues"][endpoint.id]
+        assert (saved["event_id"], saved["attempt"], saved["clock"]) == (before["event"], 1, clock.id)
+        assert saved["clock_due"] == frozen + 60
+        assert saved["not_before"] == pytest.approx(before["next_attempt"], abs=1)
+
+        process, sandbox = start_server(state_file)
+        client = sandbox.client()
+        [after] = sandbox.request("GET", "/_sandbox/deliveries", api_key=None).body["scheduled"]
+        assert after == {**before, "next_attempt": pytest.approx(before["next_attempt"], abs=1)}
+        # Due by the clock: advancing it by the first retry's minute makes the attempt.
+        client.v1.test_helpers.test_clocks.advance(clock.id, params={"frozen_time": frozen + 60})
+        flushed = sandbox.request("POST", "/_sandbox/webhooks/flush", {"timeout": "20"}, api_key=None, timeout=30)
+        assert (flushed.status, flushed.body["pending"]) == (200, 0)
+        attempts = sandbox.request("GET", "/_sandbox/deliveries", api_key=None).body["data"]
+        assert [(a["event"], a["attempt"], a["status_code"], a["clock_time"]) for a in attempts] == [
+            (before["event"], 2, 200, frozen + 60)
+        ]
+        assert [r["status"] for r in receiver.received] == [500, 200]
+        assert receiver.event_ids() == [before["event"]]
+        delivered = receiver.received[1]
+        stripe.Webhook.construct_event(delivered["body"], delivered["headers"]["Stripe-Signature"], endpoint.secret)
+    finally:
+        if process.poll() is None:
+            stop(process)
+        receiver.close()
 
 
 def test_requests_are_answered_while_a_save_is_half_way(tmp_path):

@@ -58,7 +58,10 @@ def receiver():
 @pytest.fixture
 def hooks(sandbox):
     sandbox.request(
-        "POST", "/_sandbox/webhooks/config", {"retry_base_seconds": "0.05", "max_attempts": 4}, api_key=None
+        "POST",
+        "/_sandbox/webhooks/config",
+        {"retry_schedule": "fast", "retry_base_seconds": "0.05", "max_attempts": 4},
+        api_key=None,
     )
     yield sandbox
     sandbox.request("POST", "/_sandbox/webhooks/config", {"reset": "true"}, api_key=None)
