@@ -311,6 +311,36 @@ def test_switch_to_an_annual_price_resets_the_cycle(stripe_client):
     assert (invoice.amount_paid, invoice.billing_reason) == (29000, "subscription_update")
 
 
+def test_an_annual_price_during_a_trial_keeps_the_trial_and_charges_at_its_end(stripe_client):
+    """Stripe anchors a trialing subscription at the trial's end and refuses an anchor before it: a new interval
+    while trialing charges nothing now; the year starts, and is charged, when the trial ends."""
+    clock, customer = clock_customer(stripe_client)
+    monthly, yearly = price(stripe_client, 3100), price(stripe_client, 30000, interval="year")
+    sub = stripe_client.v1.subscriptions.create(
+        params={"customer": customer.id, "items": [{"price": monthly.id}], "trial_period_days": 14}
+    )
+    trial_end, first_invoice = T0 + 14 * DAY, sub.latest_invoice
+    advance(stripe_client, clock, T0 + 3 * DAY)
+    sub = stripe_client.v1.subscriptions.update(
+        sub.id,
+        params={"items": [{"id": sub["items"].data[0].id, "price": yearly.id}], "proration_behavior": "always_invoice"},
+    )
+    item = sub["items"].data[0]
+    assert (sub.status, sub.trial_end, sub.billing_cycle_anchor, sub.latest_invoice) == (
+        "trialing",
+        trial_end,
+        trial_end,
+        first_invoice,
+    )
+    assert (item.price.id, item.current_period_end) == (yearly.id, trial_end)
+    advance(stripe_client, clock, trial_end + 2 * HOUR)
+    sub = stripe_client.v1.subscriptions.retrieve(sub.id)
+    item = sub["items"].data[0]
+    assert (sub.status, item.current_period_start, item.current_period_end) == ("active", trial_end, ts(2027, 1, 15))
+    invoice = invoices_of(stripe_client, customer.id)[-1]
+    assert (invoice.billing_reason, invoice.amount_paid) == ("subscription_cycle", 30000)
+
+
 def test_future_billing_cycle_anchor_prorates_the_first_period(stripe_client):
     _, customer = clock_customer(stripe_client)
     pro = price(stripe_client, 3100)

@@ -127,10 +127,15 @@ def update_subscription(store: Store, sub: dict, params: dict) -> dict:
         trial_end = P.coerce(trial_end, int, "trial_end")
     new_interval = interval_of([e["price"] for e in entries])
     interval_changed = changes and new_interval != interval_of(sub)
+    # A trial's anchor is its end, and Stripe refuses an anchor before the trial's end
+    # (subscription_update_trial_after_billing_cycle_anchor): a new interval while trialing resets nothing and
+    # charges nothing; the new price's first full period starts when the trial ends.
+    trial_goes_on = sub["status"] == "trialing" and trial_end != now
+    reset_cycle = interval_changed and not trial_goes_on
     specs = []
     if changes and not interval_changed and behavior != "none":
         specs = proration_specs(store, sub, changes, at)
-    charge_now = (behavior == "always_invoice" and specs) or interval_changed or trial_end == now
+    charge_now = (behavior == "always_invoice" and specs) or reset_cycle or trial_end == now
     if params.get("payment_behavior") == "error_if_incomplete" and charge_now:
         precheck_payment(store, pm_id or customer["invoice_settings"]["default_payment_method"])
 
@@ -158,7 +163,7 @@ def update_subscription(store: Store, sub: dict, params: dict) -> dict:
             **params["cancellation_details"],
         }
 
-    if interval_changed:
+    if reset_cycle:
         # A new interval resets the billing cycle to now: credit the unused time, charge a full new period.
         credits = (
             [] if behavior == "none" else proration_specs(store, sub, [(i, o, None) for i, o, _ in changes if o], at)
