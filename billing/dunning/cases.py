@@ -17,7 +17,7 @@ from billing.models import DUNNING_UNPAID_STATUSES, DunningCase, DunningNoticeKi
 from billing.notices.emails import notice_send, receipt_send
 from billing.stripe.client import stripe_client
 from billing.stripe.objects import invoice_subscription_id, stripe_object_with_account
-from billing.subscriptions.selectors import subscription_summary
+from billing.subscriptions.selectors import subscription_current, subscription_summary
 
 logger = logging.getLogger(__name__)
 
@@ -199,11 +199,18 @@ def dunning_invoice_closed(*, account: Account, invoice) -> DunningCase | None:
             DunningCase.objects.filter(account=account, status=DunningStatus.SUSPENDED).exclude(pk=case.pk).exists()
         )
         lift = was_suspending and closing == DunningStatus.VOIDED and not still_suspending
-        if lift and account.status == AccountStatus.SUSPENDED:
+        if lift and account.status == AccountStatus.SUSPENDED and _subscription_is_live(account):
+            # Nothing is owed any more. A subscription that ended meanwhile (canceled after a hard decline, say)
+            # pays for nothing either: the account stays suspended, as its subscription says.
             account_change_status(
                 account=account, to=AccountStatus.ACTIVE, actor=None, reason=f"Invoice {invoice['id']} voided"
             )
     return case
+
+
+def _subscription_is_live(account: Account) -> bool:
+    current = subscription_current(account=account)
+    return current is not None and current.stripe_data.get("status") in ("active", "trialing", "past_due")
 
 
 def dunning_subscription_ended(*, account: Account, subscription_id: str, reason: str | None) -> int:

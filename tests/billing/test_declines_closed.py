@@ -45,6 +45,28 @@ def test_a_voided_invoice_closes_its_case_and_lifts_the_suspension_it_caused(clo
         assert _status(clocked) == AccountStatus.ACTIVE
 
 
+def test_a_void_after_the_subscription_ended_closes_the_case_and_the_account_stays_suspended(
+    clocked,  # noqa: F811
+    stripe_client,
+):
+    """Found by the journey simulator: the void lifted the suspension of an account whose subscription had been
+    canceled meanwhile, so it was active with nothing paid for (reconciliation: expected suspended)."""
+    with time_machine.travel(clocked.renewal + timedelta(hours=2), tick=False) as traveller:
+        case = _failed_renewal(clocked, stripe_client, traveller)
+        _advance(clocked, stripe_client, clocked.renewal + timedelta(days=7, hours=3), traveller)
+        assert dunning_enforce_grace() == 1
+        stripe_client.v1.subscriptions.cancel(clocked.subscription.id)  # the merchant leaves; the invoice is owed
+        _flush(clocked.sandbox)
+        assert _status(clocked) == AccountStatus.SUSPENDED
+
+        stripe_client.v1.invoices.void_invoice(case.stripe_invoice_id)
+        _flush(clocked.sandbox)
+    case.refresh_from_db()
+    assert case.status == DunningStatus.VOIDED
+    assert _status(clocked) == AccountStatus.SUSPENDED
+    assert not AuditLog.objects.filter(account=clocked.account, reason__endswith="voided").exists()
+
+
 def _suspended_then_written_off(owner, stripe_client, traveller) -> DunningCase:
     """The renewal fails, the grace period runs out (suspended), then ops mark the invoice uncollectible."""
     case = _failed_renewal(owner, stripe_client, traveller)
