@@ -7,7 +7,7 @@ class BillingConfig(AppConfig):
 
     def ready(self):
         from billing import receivers  # noqa: F401  (connect its signal receivers)
-        from billing.stripe import fraud_events, webhooks  # noqa: F401  (connect the dj-stripe receivers)
+        from billing.stripe import fraud_events, webhooks  # noqa: F401  (register the Stripe event handlers)
         from billing.stripe.mirror import mirror_link_invoice_subscriptions
         from fraud.services import evidence_sender_register
 

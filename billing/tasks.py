@@ -3,6 +3,7 @@
 import logging
 
 from celery import shared_task
+from django.conf import settings
 
 from accounts.models import Account
 from billing.dunning import cases as dunning_cases
@@ -10,6 +11,7 @@ from billing.ledger.push import PUSH_BATCH, ledger_entries_push_due
 from billing.notices.reminders import reminders_send_due, trials_end_due
 from billing.reconciliation.run import reconciliation_run
 from billing.stripe.customers import customer_ensure
+from billing.stripe.events import stripe_event_process, stripe_events_due
 from billing.stripe.fraud_events import charge_assess, setup_failure_assess
 from billing.subscriptions import seats
 from billing.subscriptions.changes import scheduled_changes_apply_due
@@ -28,6 +30,34 @@ def ensure_stripe_customer(account_id: int) -> None:
     if account is None:
         return
     customer_ensure(account=account)
+
+
+@shared_task(name="billing.process_stripe_event", acks_late=True, reject_on_worker_lost=True)
+def process_stripe_event(event_pk: int) -> None:
+    # acks_late and reject_on_worker_lost: a worker killed mid-event gives the message back and another worker
+    # runs it; handlers that had succeeded are not run again (their outcome rows say so).
+    stripe_event_process(event_pk=event_pk)
+
+
+@shared_task(name="billing.sweep_stripe_events")
+def sweep_stripe_events() -> int:
+    # Events whose task was lost (a broker down at intake, a killed worker) or whose handler's retry is due.
+    due = stripe_events_due()
+    for event_pk in due:
+        stripe_event_enqueue(event_pk)
+    return len(due)
+
+
+def stripe_event_enqueue(event_pk: int) -> None:
+    """Queue a stored event's processing. The broker being down is no error at intake: the event waits in
+    PostgreSQL and the sweeper queues it when the broker is back."""
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        process_stripe_event.delay(event_pk)  # "queueing" is running: a crash here is the handler's, not the broker's
+        return
+    try:
+        process_stripe_event.delay(event_pk)
+    except Exception as error:  # kombu's OperationalError, a refused connection, a DNS failure...
+        logger.warning("Stripe event %s waits for the sweeper: could not queue it (%s)", event_pk, error)
 
 
 @shared_task(

@@ -1,3 +1,12 @@
 """Billing's admin pages, one module per area; importing the package registers them all."""
 
-from billing.admin import accounts, checkout, common, dunning, ledger, reconciliation, usage  # noqa: F401
+from billing.admin import (  # noqa: F401
+    accounts,
+    checkout,
+    common,
+    dunning,
+    ledger,
+    reconciliation,
+    stripe_events,
+    usage,
+)

@@ -13,6 +13,7 @@ from billing.models.ledger import LedgerEntry, LedgerKind, LedgerState
 from billing.models.notices import Receipt, Reminder, ReminderKind
 from billing.models.plan_changes import PlanChangeStatus, ScheduledPlanChange
 from billing.models.reconciliation import DifferenceKind, ReconciliationDifference, ReconciliationRun
+from billing.models.stripe_events import HandlingStatus, StripeEvent, StripeEventHandling
 from billing.models.usage import UsageEvent, UsagePeriod, UsagePeriodState, UsageRollup
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "DunningNoticeKind",
     "DunningPolicy",
     "DunningStatus",
+    "HandlingStatus",
     "LedgerEntry",
     "LedgerKind",
     "LedgerState",
@@ -35,6 +37,8 @@ __all__ = [
     "Reminder",
     "ReminderKind",
     "ScheduledPlanChange",
+    "StripeEvent",
+    "StripeEventHandling",
     "UsageEvent",
     "UsagePeriod",
     "UsagePeriodState",

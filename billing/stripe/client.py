@@ -6,6 +6,8 @@ Settings are read at call time, never at import, so tests and `make run` can poi
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import stripe
 from django.conf import settings
@@ -33,16 +35,38 @@ def idempotent(key: str) -> dict:
     return {"idempotency_key": key}
 
 
+_shared_reads: ContextVar[dict | None] = ContextVar("stripe_shared_reads", default=None)
+
+
+@contextmanager
+def stripe_reads_shared():
+    """Inside, `retrieve_or_none` reads each object from Stripe once: every handler of one event (the mirror,
+    the ledger, dunning, fraud) sees the same read, and Stripe's rate limit pays for one. A handler that writes
+    to an object uses the object Stripe answers the write with; the next event reads afresh."""
+    token = _shared_reads.set({})
+    try:
+        yield
+    finally:
+        _shared_reads.reset(token)
+
+
 def retrieve_or_none(service, object_id: str | None):
-    """Re-read an object an event names. Gone at Stripe (deleted, or another Stripe account's): None, logged,
-    so the event is acknowledged instead of being redelivered forever. Other errors propagate, and Stripe
-    redelivers the event."""
+    """Re-read an object an event names (once per event: `stripe_reads_shared`). Gone at Stripe (deleted, or
+    another Stripe account's): None, logged, so the event is done with instead of failing forever. Other errors
+    propagate, and the handler is retried."""
     if not object_id:
         return None
+    reads = _shared_reads.get()
+    key = (type(service).__name__, object_id)
+    if reads is not None and key in reads:
+        return reads[key]
     try:
-        return service.retrieve(object_id)
+        found = service.retrieve(object_id)
     except stripe.InvalidRequestError as error:
         if error.code != "resource_missing":
             raise
         logger.warning("Stripe has no %s any more; event ignored.", object_id)
-        return None
+        found = None
+    if reads is not None:
+        reads[key] = found
+    return found

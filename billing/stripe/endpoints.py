@@ -16,7 +16,7 @@ logger = logging.getLogger(__name__)
 
 
 def webhook_endpoint_ensure(*, base_url: str) -> djstripe_models.WebhookEndpoint:
-    """Register (once) a Stripe webhook endpoint delivering every event to dj-stripe's view at `base_url`.
+    """Register (once) a Stripe webhook endpoint delivering every event to our intake at `base_url`.
 
     The endpoint's uuid is derived from the base URL, so the create is idempotent and a re-run finds it.
     """
@@ -32,7 +32,7 @@ def webhook_endpoint_ensure(*, base_url: str) -> djstripe_models.WebhookEndpoint
                 raise
             # Stripe no longer has it (a reset sandbox, a deleted endpoint): register it again.
             existing.delete()
-    url = base_url + reverse("djstripe:djstripe_webhook_by_uuid", kwargs={"uuid": endpoint_uuid})
+    url = base_url + reverse("stripe_webhook", kwargs={"uuid": endpoint_uuid})
     data = stripe_client().v1.webhook_endpoints.create(
         params={
             "url": url,

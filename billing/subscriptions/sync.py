@@ -15,8 +15,8 @@ from billing.models import (
     PlanChangeStatus,
     ScheduledPlanChange,
 )
-from billing.stripe.client import stripe_api_key, stripe_client
-from billing.stripe.objects import invoice_subscription_id, stripe_object_with_account
+from billing.stripe.client import retrieve_or_none, stripe_api_key, stripe_client
+from billing.stripe.objects import account_for_customer, invoice_subscription_id, stripe_object_with_account
 from billing.subscriptions.selectors import subscription_current, subscription_summary
 
 logger = logging.getLogger(__name__)
@@ -103,3 +103,13 @@ def account_sync_status_from_subscription(*, account: Account) -> Account:
     return account_change_status(
         account=account, to=target, actor=None, reason=f"Stripe subscription {subscription.id} is {status}"
     )
+
+
+def customer_refresh(*, customer_id: str) -> Account | None:
+    """Re-read a customer into the mirror (its default card is what the billing page shows)."""
+    data = retrieve_or_none(stripe_client().v1.customers, customer_id)
+    account = account_for_customer(customer_id) if data and not data.get("deleted") else None
+    if account is None:
+        return None
+    djstripe_models.Customer.sync_from_stripe_data(data, api_key=stripe_api_key())
+    return account

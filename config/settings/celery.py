@@ -18,6 +18,9 @@ CELERY_BEAT_SCHEDULE: dict = {
     # out) even when nothing new was rated; every minute, so recovery after a Stripe outage takes minutes.
     # A run with nothing due is one indexed query.
     "push-ledger-entries": {"task": "billing.push_ledger_entries", "schedule": 60.0},
+    # Stripe events whose task was lost (broker down at intake, a killed worker) or whose handler's retry is
+    # due; every minute, so a handler's first retry (after a minute) is not late. Nothing due: one indexed query.
+    "sweep-stripe-events": {"task": "billing.sweep_stripe_events", "schedule": 60.0},
     # Usage far above the plan's daily share raises a fraud signal; hourly catches a burst within its day.
     "scan-usage-bursts": {"task": "fraud.scan_usage_bursts", "schedule": 3600.0},
     # Downgrades go onto Stripe within the last hour of their period (DOWNGRADE_LEAD); every 5 minutes

@@ -83,7 +83,7 @@ def test_a_seeded_population_lives_its_months_and_the_books_equal_the_oracle(
         signup_month = [0 if n < max(1, MERCHANTS * 7 // 10) else rng.randint(1, 3) for n in range(MERCHANTS)]
         for n in range(MERCHANTS):
             if signup_month[n] == 0:
-                merchants.append(steps.sign_up(n, rng, stripe_client, clock.id))
+                merchants.append(steps.sign_up(n, rng, stripe_client, clock.id, world.flush))
         world.flush()
         world.run_due_jobs("signups")
 
@@ -108,6 +108,7 @@ def test_a_seeded_population_lives_its_months_and_the_books_equal_the_oracle(
         "nothing more to bill": [f"{when:%Y-%m-%d %H:%M} {what}" for when, what in world.violations],
         "crashes": [f"{when:%Y-%m-%d %H:%M} {what}" for when, what in world.crashes],
         "webhook deliveries answered 5xx": world.failed_deliveries(),
+        "Stripe event handlers not succeeded": books.handlers_not_succeeded(),
         "ledger entries not on exactly one invoice": books.ledger_not_on_one_invoice(merchants, stripe_client),
         "overlapping usage periods": books.overlapping_periods(),
         "reconciliation drift": [str(row) for row in drift],
@@ -169,7 +170,7 @@ def _live_month(world: World, merchants: list, rng, month: int, start, signup_mo
         billable = False  # usage alone and "nothing" change nothing a job bills: no run of the jobs for them
         for action in actions:
             if action[0] == "signup":
-                merchant = steps.sign_up(action[1], rng, world.stripe, clock_id)
+                merchant = steps.sign_up(action[1], rng, world.stripe, clock_id, world.flush)
                 merchants.append(merchant)
                 world.flush()
                 plan.add_beats(world, merchant, window_end, finality)

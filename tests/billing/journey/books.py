@@ -196,3 +196,16 @@ def step_counts(merchants) -> dict:
     for merchant in merchants:
         counts.update(merchant.kinds)
     return dict(sorted(counts.items()))
+
+
+def handlers_not_succeeded() -> list[str]:
+    """Stripe event handlers that failed and are still failing at the end (each retry is its own chance)."""
+    from billing.models import HandlingStatus, StripeEventHandling
+
+    found = []
+    for h in StripeEventHandling.objects.exclude(status=HandlingStatus.SUCCEEDED).select_related("event"):
+        last_line = (h.last_error.strip().splitlines() or [""])[-1]
+        found.append(
+            f"{h.event.type} {h.event.stripe_id} {h.handler}: {h.status} after {h.attempts} attempts: {last_line}"
+        )
+    return found

@@ -23,6 +23,7 @@ from accounts.models import Account, Membership
 from accounts.services import account_provision
 from billing.dunning.card import card_update_session
 from billing.stripe.client import stripe_api_key
+from billing.stripe.customers import customer_metadata
 from billing.subscriptions.cancellation import subscription_cancel, subscription_reactivate
 from billing.subscriptions.changes import subscription_change, subscription_change_preview
 from billing.usage.ingest import usage_events_record
@@ -41,18 +42,18 @@ SEAT_PLAN = "basic"  # priced per seat in the simulation, so seat changes reach 
 WEIGHTS = {
     "upgrade": 10,
     "downgrade": 8,
-    "to_annual": 6,
+    "to_annual": 10,
     "to_monthly": 8,
-    "seats": 14,
-    "cancel": 4,
-    "reactivate": 30,
+    "seats": 25,
+    "cancel": 6,
+    "reactivate": 60,
     "switch": 5,
     "soft_decline": 5,
     "hard_decline": 5,
     "recover_card": 15,
     "void_invoice": 15,
     "mark_uncollectible": 15,
-    "trial_end_now": 30,
+    "trial_end_now": 60,
     "subscribe_after_trial": 30,
     "kill_worker": 3,
     "duplicate_webhooks": 2,
@@ -96,28 +97,25 @@ def own_card_number(n: int, attempt: int = 0) -> str:
     return body + str((10 - total % 10) % 10)
 
 
-def sign_up(n: int, rng: random.Random, stripe, clock_id: str) -> Merchant:
+def sign_up(n: int, rng: random.Random, stripe, clock_id: str, flush) -> Merchant:
     user = UserFactory(email=f"merchant{n}-{clock_id[-6:].lower()}@sim{n}.example")
-    # One transaction: the account's Stripe customer (on the test clock) is linked before provisioning's
-    # after-commit work runs, so that work finds it instead of creating a customer off the clock.
+    # The customer (on the test clock) and its card first, and their webhooks applied (`flush`): the mirror
+    # rows exist before the account's transaction, which only links them. Synced inside that transaction while
+    # the webhooks insert the same rows, the two inserts deadlock (seen in the 300-merchant bench).
+    customer = stripe.v1.customers.create(params={"email": user.email, "test_clock": clock_id})
+    card = stripe.v1.payment_methods.create(
+        params={"type": "card", "card": {"number": own_card_number(n), "exp_month": 12, "exp_year": 2035}}
+    )
+    stripe.v1.payment_methods.attach(card.id, params={"customer": customer.id})
+    customer = stripe.v1.customers.update(customer.id, params={"invoice_settings": {"default_payment_method": card.id}})
+    flush()
+    # One transaction: the account's Stripe customer is linked before provisioning's after-commit work runs,
+    # so that work finds it instead of creating a customer off the clock.
     with transaction.atomic():
         account = account_provision(user=user, name=f"Sim Shop {n}", signup_ip=None)
-        customer = stripe.v1.customers.create(
-            params={
-                "email": account.billing_email,
-                "test_clock": clock_id,
-                "metadata": {"account_id": str(account.pk)},
-            }
-        )
-        card = stripe.v1.payment_methods.create(
-            params={"type": "card", "card": {"number": own_card_number(n), "exp_month": 12, "exp_year": 2035}}
-        )
-        stripe.v1.payment_methods.attach(card.id, params={"customer": customer.id})
-        customer = stripe.v1.customers.update(
-            customer.id, params={"invoice_settings": {"default_payment_method": card.id}}
-        )
         mirrored = djstripe_models.Customer.sync_from_stripe_data(customer, api_key=stripe_api_key())
         djstripe_models.Customer.objects.filter(pk=mirrored.pk).update(subscriber=account)
+    stripe.v1.customers.update(customer.id, params={"metadata": customer_metadata(account)})
     merchant = Merchant(n, account.pk, user, customer.id, signed_up_at=timezone.now())
     if rng.random() < 0.15 and "subscribe_after_trial" not in OFF:
         merchant.note("signup:trial_without_plan")
@@ -134,7 +132,7 @@ def _subscribe(merchant: Merchant, rng: random.Random, stripe, why: str) -> None
         "customer": merchant.customer_id,
         "items": [{"price": PlanPrice.objects.get(plan__code=plan, interval=interval).stripe_price_id}],
     }
-    if why == "signup" and rng.random() < 0.5:
+    if why == "signup" and rng.random() < 0.7:  # most signups try first (trial_end_now needs a trial)
         params["trial_period_days"] = 14
     subscription = stripe.v1.subscriptions.create(params=params)
     merchant.subscription_id = subscription.id
@@ -183,8 +181,14 @@ def choose(merchant: Merchant, rng: random.Random, stripe) -> str:
         if live
         else None
     )
+    # Ops act on an open invoice, and a merchant fixes the card once told a payment failed: both need one.
+    open_invoice = bool(merchant.failing) and bool(
+        stripe.v1.invoices.list(params={"customer": merchant.customer_id, "status": "open", "limit": 1}).data
+    )
     possible = {
-        kind: w for kind, w in WEIGHTS.items() if kind not in OFF and _possible(kind, merchant, sub, live, price)
+        kind: w
+        for kind, w in WEIGHTS.items()
+        if kind not in OFF and _possible(kind, merchant, sub, live, price, open_invoice)
     }
     return rng.choices(list(possible), weights=list(possible.values()))[0]
 
@@ -195,15 +199,16 @@ def _subscription(merchant: Merchant, stripe) -> dict | None:
     return stripe.v1.subscriptions.retrieve(merchant.subscription_id)
 
 
-def _possible(kind: str, merchant: Merchant, sub, live: bool, price: PlanPrice | None) -> bool:
-    if kind == "recover_card":
-        return bool(merchant.failing)
-    if kind == "subscribe_after_trial":
-        return merchant.subscription_id is None or (sub is not None and sub.status == "canceled")
+def _possible(kind: str, merchant: Merchant, sub, live: bool, price: PlanPrice | None, open_invoice: bool) -> bool:
+    if kind == "recover_card":  # a live subscription's card is fixed after a failed payment; a dead one's at once
+        return bool(merchant.failing) and (open_invoice or not live)
+    if kind == "subscribe_after_trial":  # a trial without a plan, or a subscription that ended, starts anew
+        dead = merchant.subscription_id is None or sub.status in ("canceled", "incomplete_expired")
+        return dead and not merchant.failing  # with a card that works (recover_card comes first)
     if kind in ("soft_decline", "hard_decline"):
         return live and not merchant.failing
     if kind in ("void_invoice", "mark_uncollectible"):
-        return merchant.failing != "" and live
+        return open_invoice
     if kind == "trial_end_now":
         return live and sub.status == "trialing"
     if kind == "reactivate":

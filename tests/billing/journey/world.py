@@ -18,6 +18,7 @@ from billing.models import LedgerEntry
 from billing.notices.reminders import reminders_send_due, trials_end_due
 from billing.subscriptions import changes
 from billing.subscriptions.changes import scheduled_changes_apply_due
+from billing.tasks import sweep_stripe_events
 from plans.models import Entitlement, PlanPrice
 
 BILLING_EVENTS = ["invoice.created", "invoiceitem.created"]
@@ -137,6 +138,7 @@ class World:
             ("dunning_enforce_grace", dunning_enforce_grace),
             ("send_reminders", reminders_send_due),
             ("end_trials", trials_end_due),
+            ("sweep_stripe_events", sweep_stripe_events),  # a handler that failed is retried when its time comes
         ]
         for name, job in jobs:
             try:

@@ -1,0 +1,280 @@
+"""Stripe's events in: verified before anything is stored, stored once, answered at once, applied by handlers
+that each keep their own outcome (a failing one retried alone), in order per customer.
+
+The app runs in pytest-django's live server and the sandbox delivers its signed webhooks to it; Celery runs
+eagerly here (processing happens after the intake's commit, inside the delivery's request), except where a test
+takes the broker away.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+import requests
+import time_machine
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+from djstripe import models as djstripe_models
+
+from accounts.models import Account, AccountStatus
+from billing.models import CheckoutAttempt, HandlingStatus, Receipt, StripeEvent, StripeEventHandling
+from billing.stripe.endpoints import webhook_endpoint_ensure
+from billing.stripe.events import MAX_ATTEMPTS
+from billing.stripe.intake import MAX_BODY_BYTES
+from billing.tasks import sweep_stripe_events
+from plans.models import PlanPrice
+from tests.accounts.smtp_server import smtp_server_start
+
+VISA = "4242424242424242"
+
+
+@pytest.fixture
+def shop(sandbox, catalog, live_server, owner):
+    call_command("sync_plans", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    owner.endpoint = webhook_endpoint_ensure(base_url=live_server.url)
+    owner.sandbox = sandbox
+    owner.url = live_server.url + f"/stripe/webhook/{owner.endpoint.djstripe_uuid}/"
+    yield owner
+    _flush(sandbox)
+    sandbox.reset()
+
+
+def _flush(sandbox):
+    reply = sandbox.request("POST", "/_sandbox/webhooks/flush", api_key=None)
+    assert reply.status == 200, reply.body
+
+
+def _subscribe(client, shop, plan="pro") -> None:
+    """Subscribe with a trial already over, so the first invoice charges (and a receipt goes out)."""
+    Account.objects.filter(pk=shop.account.pk).update(trial_ends_at=None)
+    price = PlanPrice.objects.get(plan__code=plan, interval="month")
+    assert shop.web(client).post("/billing/checkout/", {"plan_price": price.pk}).status_code == 302
+    session_id = CheckoutAttempt.objects.get(account=shop.account, status="open").stripe_session_id
+    reply = shop.sandbox.request("POST", f"/_sandbox/checkout/{session_id}/complete", {"card": VISA}, api_key=None)
+    assert reply.status == 200, reply.body
+    _flush(shop.sandbox)
+
+
+def _signed(shop, body: bytes, *, secret: str | None = None, stamp: int | None = None) -> dict:
+    stamp = stamp or int(time.time())
+    key = (secret or shop.endpoint.secret).encode()
+    signature = hmac.new(key, f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return {"Content-Type": "application/json", "Stripe-Signature": f"t={stamp},v1={signature}"}
+
+
+def _event_body(shop, event_id: str) -> bytes:
+    reply = shop.sandbox.request("GET", f"/v1/events/{event_id}")  # the event's own JSON, as Stripe sends it
+    assert reply.status == 200, reply.body
+    return json.dumps(reply.body).encode()
+
+
+def _post(shop, body: bytes, headers: dict) -> requests.Response:
+    return requests.post(shop.url, data=body, headers=headers, timeout=30)
+
+
+# --- intake ------------------------------------------------------------------------------------------------
+
+
+def test_an_unsigned_or_forged_body_is_refused_and_nothing_is_stored(shop):
+    body = json.dumps({"id": "evt_forged", "type": "invoice.paid", "created": 1, "data": {"object": {}}}).encode()
+    assert _post(shop, body, {"Content-Type": "application/json"}).status_code == 400
+    assert _post(shop, body, _signed(shop, body, secret="whsec_not_the_secret")).status_code == 400
+    assert not StripeEvent.objects.exists()
+
+
+def test_an_oversized_body_is_refused_unread(shop):
+    body = b'{"id": "evt_big", "pad": "' + b"x" * MAX_BODY_BYTES + b'"}'
+    response = _post(shop, body, _signed(shop, body))
+    assert response.status_code == 413
+    assert "bytes" in response.json()["error"]["message"]
+    assert not StripeEvent.objects.exists()
+
+
+def test_a_signed_body_that_is_not_an_event_is_refused(shop):
+    body = b'{"hello": "world"}'
+    assert _post(shop, body, _signed(shop, body)).status_code == 400
+    assert not StripeEvent.objects.exists()
+
+
+def test_a_redelivered_or_replayed_event_is_stored_and_applied_once(client, shop):
+    _subscribe(client, shop)
+    paid = StripeEvent.objects.get(type="invoice.paid")
+    body = _event_body(shop, paid.stripe_id)
+    handlings = dict(StripeEventHandling.objects.filter(event=paid).values_list("handler", "attempts"))
+
+    again = _post(shop, body, _signed(shop, body))
+
+    assert again.status_code == 200 and again.json() == {"received": True, "id": paid.stripe_id, "duplicate": True}
+    assert StripeEvent.objects.filter(stripe_id=paid.stripe_id).count() == 1
+    assert dict(StripeEventHandling.objects.filter(event=paid).values_list("handler", "attempts")) == handlings
+    assert Receipt.objects.filter(account=shop.account).count() == 1
+
+
+def test_an_event_of_a_type_we_do_not_handle_is_acknowledged_and_done(shop):
+    customer = shop.sandbox.client().v1.customers.create(params={"email": "someone@else.example"})
+    _flush(shop.sandbox)
+    [created] = StripeEvent.objects.filter(type="customer.created", object_id=customer.id)
+    assert created.processed_at is not None and created.next_attempt_at is None
+    product = shop.sandbox.client().v1.products.create(params={"name": "Not ours"})
+    _flush(shop.sandbox)
+    [event] = StripeEvent.objects.filter(type="product.created", object_id=product.id)
+    assert event.processed_at is not None and not event.handlings.exists()
+
+
+# --- processing --------------------------------------------------------------------------------------------
+
+
+def test_every_event_of_a_checkout_is_applied_with_one_outcome_per_handler(client, shop):
+    _subscribe(client, shop)
+    shop.account.refresh_from_db()
+    assert shop.account.status == AccountStatus.ACTIVE
+    assert not StripeEvent.objects.filter(processed_at=None).exists()
+    paid = StripeEvent.objects.get(type="invoice.paid")
+    outcomes = dict(StripeEventHandling.objects.filter(event=paid).values_list("handler", "status"))
+    assert outcomes == {
+        "on_invoice_changed": HandlingStatus.SUCCEEDED,
+        "on_invoice_paid_settle_ledger": HandlingStatus.SUCCEEDED,
+        "on_invoice_paid_dunning": HandlingStatus.SUCCEEDED,
+        "on_invoice_paid_trust": HandlingStatus.SUCCEEDED,
+    }
+
+
+@pytest.fixture
+def refusing_smtp(settings):
+    servers = []
+
+    def start(refuse_first: int):
+        state, server = smtp_server_start(refuse_first=refuse_first)
+        servers.append(server)
+        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", state.port
+        settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+        settings.EMAIL_TIMEOUT = 5
+        return state
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_handler_that_fails_is_retried_alone_and_the_receipt_goes_out_once(client, shop, refusing_smtp):
+    smtp = refusing_smtp(refuse_first=1)  # the first email of the checkout is the receipt: refused once
+    _subscribe(client, shop)
+    paid = StripeEvent.objects.get(type="invoice.paid")
+    receipt = StripeEventHandling.objects.get(event=paid, handler="on_invoice_paid_dunning")
+    assert (receipt.status, receipt.attempts) == (HandlingStatus.FAILED, 1)
+    assert "SMTP" in receipt.last_error
+    assert paid.processed_at is None and not Receipt.objects.exists()  # the failed handler's row rolled back
+    others = StripeEventHandling.objects.filter(event=paid).exclude(pk=receipt.pk)
+    assert set(others.values_list("status", "attempts")) == {(HandlingStatus.SUCCEEDED, 1)}
+
+    assert sweep_stripe_events() == 0  # its retry is not due yet
+    with time_machine.travel(receipt.next_attempt_at + timedelta(seconds=1)):
+        assert sweep_stripe_events() == 1
+
+    receipt.refresh_from_db()
+    paid.refresh_from_db()
+    assert (receipt.status, receipt.attempts) == (HandlingStatus.SUCCEEDED, 2)
+    assert set(others.values_list("status", "attempts")) == {(HandlingStatus.SUCCEEDED, 1)}  # not run again
+    assert paid.processed_at is not None and paid.next_attempt_at is None
+    assert Receipt.objects.filter(account=shop.account).count() == 1
+    assert [m for m in smtp.received if "receipt" in m.lower()] and len(smtp.received) == 1
+
+
+def test_concurrent_deliveries_for_one_subscription_end_in_stripes_latest_state(client, shop, stripe_client):
+    _subscribe(client, shop)
+    subscription = djstripe_models.Subscription.objects.get(customer__subscriber=shop.account)
+    stripe_client.v1.subscriptions.update(subscription.id, params={"cancel_at_period_end": True})
+    stripe_client.v1.subscriptions.update(subscription.id, params={"cancel_at_period_end": False})
+    _flush(shop.sandbox)
+    updates = list(
+        StripeEvent.objects.filter(type="customer.subscription.updated", object_id=subscription.id).order_by(
+            "stripe_created", "id"
+        )
+    )
+    older, newer = updates[-2], updates[-1]
+    # Both delivered again at once, the newer first: whatever order they commit in, the state is Stripe's.
+    StripeEvent.objects.filter(pk__in=[older.pk, newer.pk]).delete()
+    bodies = [_event_body(shop, newer.stripe_id), _event_body(shop, older.stripe_id)]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        statuses = list(pool.map(lambda body: _post(shop, body, _signed(shop, body)).status_code, bodies))
+
+    assert statuses == [200, 200]
+    assert StripeEvent.objects.filter(pk__isnull=False, stripe_id__in=[older.stripe_id, newer.stripe_id]).count() == 2
+    subscription.refresh_from_db()
+    assert subscription.cancel_at_period_end is False
+    assert stripe_client.v1.subscriptions.retrieve(subscription.id).cancel_at_period_end is False
+
+
+def test_with_the_broker_down_the_intake_still_answers_and_the_sweeper_applies_the_event(
+    client, shop, settings, stripe_client
+):
+    _subscribe(client, shop)
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    from config.celery import app
+
+    app.conf.task_always_eager = False
+    broker = app.conf.broker_url
+    app.conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens there: queueing fails at once
+    app.conf.task_publish_retry = False
+    app.amqp._producer_pool = None  # no pooled connection to the real broker from an earlier test
+    try:
+        subscription = djstripe_models.Subscription.objects.get(customer__subscriber=shop.account)
+        stripe_client.v1.subscriptions.update(subscription.id, params={"cancel_at_period_end": True})
+        _flush(shop.sandbox)  # delivered and answered 2xx (the sandbox would retry anything else)
+    finally:
+        app.conf.task_always_eager = True
+        app.conf.broker_url = broker
+        app.conf.task_publish_retry = True
+        app.amqp._producer_pool = None
+        settings.CELERY_TASK_ALWAYS_EAGER = True
+    waiting = StripeEvent.objects.filter(type="customer.subscription.updated", processed_at=None)
+    assert waiting.count() == 1 and waiting.get().next_attempt_at > timezone.now()
+    subscription.refresh_from_db()
+    assert subscription.cancel_at_period_end is False  # not applied yet
+
+    with time_machine.travel(waiting.get().next_attempt_at + timedelta(seconds=1)):
+        assert sweep_stripe_events() == 1
+    assert not StripeEvent.objects.filter(processed_at=None).exists()
+    subscription.refresh_from_db()
+    assert subscription.cancel_at_period_end is True
+
+
+def test_a_handler_that_keeps_failing_gives_up_and_a_replay_finishes_it(client, shop, refusing_smtp):
+    refusing_smtp(refuse_first=1000)  # the mail server refuses everything for now
+    _subscribe(client, shop)
+    paid = StripeEvent.objects.get(type="invoice.paid")
+    receipt = StripeEventHandling.objects.get(event=paid, handler="on_invoice_paid_dunning")
+    delays = []
+    while receipt.status == HandlingStatus.FAILED:
+        delays.append(receipt.next_attempt_at - receipt.finished_at)
+        with time_machine.travel(receipt.next_attempt_at + timedelta(seconds=1)):
+            sweep_stripe_events()
+        receipt.refresh_from_db()
+    assert (receipt.status, receipt.attempts) == (HandlingStatus.GAVE_UP, MAX_ATTEMPTS)
+    assert [round(d.total_seconds() / 60) for d in delays] == [1, 2, 4, 8, 16, 32, 64, 128, 240]  # capped at 4 h
+    paid.refresh_from_db()
+    assert paid.processed_at is None and paid.next_attempt_at is None  # waits for staff
+    assert sweep_stripe_events() == 0
+
+    smtp = refusing_smtp(refuse_first=0)  # the mail server is back
+    out = StringIO()
+    call_command("replay_stripe_events", "--gave-up", stdout=out)
+
+    assert "1 unfinished: 1 now processed, 0 still failing" in out.getvalue()
+    receipt.refresh_from_db()
+    assert (receipt.status, receipt.attempts) == (HandlingStatus.SUCCEEDED, MAX_ATTEMPTS + 1)
+    assert Receipt.objects.filter(account=shop.account).count() == 1 and len(smtp.received) == 1
+
+
+def test_the_replay_command_needs_a_selection(db):
+    with pytest.raises(CommandError, match="Say which events"):
+        call_command("replay_stripe_events")
