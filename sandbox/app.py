@@ -74,6 +74,8 @@ class SandboxApp:
             headers=dict(request.headers),
         )
         with self.store.lock:
+            if route.auth:  # the API, not the sandbox's own helpers or hosted pages
+                self.store.request_counts[f"{request.method} {route.rule}"] += 1
             if idem_key and api_key:
                 headers["Idempotency-Key"] = idem_key
                 fp = idempotency.fingerprint(request.method, request.path, params)

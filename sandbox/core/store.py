@@ -21,6 +21,7 @@ import secrets
 import string
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -50,6 +51,8 @@ class Store:
         self.restored: dict[str, Any] = {}
         # The :class:`sandbox.core.statefile.StateFile` of ``--state-file``, if any (``/_sandbox/state/save`` uses it).
         self.state_file = None
+        # API requests served, by "METHOD /v1/rule" (``GET /_sandbox/requests``): what a client costs Stripe.
+        self.request_counts: Counter = Counter()
         self.reset()
 
     def reset(self) -> None:

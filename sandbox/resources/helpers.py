@@ -46,3 +46,25 @@ def save_status(req: ApiRequest) -> dict:
     """``saving`` is true while a held save is half-way; ``saves`` counts finished saves."""
     req.validate({})
     return _state_file(req).status()
+
+
+def _requests(store) -> dict:
+    counts = dict(store.request_counts)
+    return {"object": "sandbox.requests", "total": sum(counts.values()), "counts": counts}
+
+
+@route("GET", "/_sandbox/requests", auth=False)
+def requests_served(req: ApiRequest) -> dict:
+    """The API requests served since the start or the last reset, by method and route
+    (``GET /v1/invoices/<invoice_id>``): what a client costs Stripe's rate limit."""
+    req.validate({})
+    return _requests(req.store)
+
+
+@route("POST", "/_sandbox/requests", auth=False)
+def requests_reset(req: ApiRequest) -> dict:
+    """``reset=true`` zeroes the counts (before the part a test or a benchmark measures)."""
+    params = req.validate({"reset": bool})
+    if params.get("reset"):
+        req.store.request_counts.clear()
+    return _requests(req.store)

@@ -224,3 +224,17 @@ def test_concurrent_requests_are_all_served(sandbox):
     assert len(set(created)) == 80
     listed = list(sandbox.client().v1.customers.list(params={"limit": 100}).auto_paging_iter())
     assert len(listed) == 80
+
+
+def test_api_requests_are_counted_by_route_and_the_counts_reset(sandbox, stripe_client):
+    sandbox.request("POST", "/_sandbox/requests", {"reset": "true"}, api_key=None)
+    customer = stripe_client.v1.customers.create(params={"email": "counted@example.com"})
+    stripe_client.v1.customers.retrieve(customer.id)
+    stripe_client.v1.customers.retrieve(customer.id)
+    sandbox.request("GET", "/_sandbox/state", api_key=None)  # the sandbox's own helpers are not Stripe's API
+
+    counted = sandbox.request("GET", "/_sandbox/requests", api_key=None).body
+    assert counted["counts"] == {"POST /v1/customers": 1, "GET /v1/customers/<customer_id>": 2}
+    assert counted["total"] == 3
+    reset = sandbox.request("POST", "/_sandbox/requests", {"reset": "true"}, api_key=None).body
+    assert (reset["total"], reset["counts"]) == (0, {})
