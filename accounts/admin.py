@@ -22,6 +22,20 @@ class ReadOnlyInline(admin.TabularInline):
         return False
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows staff read and never write here: they are records (audit, usage, Stripe's events), or change
+    through services and actions."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 class MembershipInline(ReadOnlyInline):
     # Read-only: role and access changes go through the team services (permissions, last owner, seats).
     model = Membership
@@ -192,18 +206,9 @@ class InvitationAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditLog)
-class AuditLogAdmin(admin.ModelAdmin):
+class AuditLogAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "account", "actor_label", "action", "target"]
     list_filter = ["action"]
     search_fields = ["account__name", "actor_label", "action", "target", "=account__id"]
     date_hierarchy = "created_at"
     list_select_related = ["account"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -168,3 +168,26 @@ def _catalog_for_database_tests(request):
     if uses_database:
         request.getfixturevalue("catalog")
         request.getfixturevalue("fraud_rules")
+
+
+@pytest.fixture
+def smtp(settings):
+    """A real local SMTP server that refuses the first `refuse_first` messages (554), then takes them; Django's
+    SMTP backend pointed at it. `smtp(refuse_first=n)` starts one (a later call points Django at the new one)."""
+    from tests.accounts.smtp_server import smtp_server_start
+
+    started = []
+
+    def start(*, refuse_first: int):
+        state, server = smtp_server_start(refuse_first=refuse_first)
+        started.append(server)
+        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", state.port
+        settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+        settings.EMAIL_TIMEOUT = 5
+        return state
+
+    yield start
+    for server in started:
+        server.shutdown()
+        server.server_close()

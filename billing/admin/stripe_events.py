@@ -8,7 +8,7 @@ from django.contrib import admin, messages
 from django.db.models import Count, Q
 from django.utils.html import format_html
 
-from accounts.admin import ReadOnlyInline
+from accounts.admin import ReadOnlyAdmin, ReadOnlyInline
 from billing.models import HandlingStatus, StripeEvent, StripeEventHandling
 from billing.stripe.events import stripe_events_replay
 
@@ -46,7 +46,7 @@ class ProcessingFilter(admin.SimpleListFilter):
 
 
 @admin.register(StripeEvent)
-class StripeEventAdmin(admin.ModelAdmin):
+class StripeEventAdmin(ReadOnlyAdmin):
     list_display = ["stripe_created", "type", "customer_id", "outcome"]
     list_filter = [ProcessingFilter, "type"]
     search_fields = ["=stripe_id", "=customer_id", "=object_id"]
@@ -85,12 +85,3 @@ class StripeEventAdmin(admin.ModelAdmin):
         self.message_user(
             request, f"Replayed {total} event(s): {done} now processed, {total - done} still failing.", level
         )
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from accounts.admin import ReadOnlyInline
+from accounts.admin import ReadOnlyAdmin, ReadOnlyInline
 from billing.admin.ledger import LedgerEntryInline
 from billing.models import (
     UsageEvent,
@@ -56,17 +56,8 @@ class UsagePeriodAdmin(admin.ModelAdmin):
 
 
 @admin.register(UsageEvent)
-class UsageEventAdmin(admin.ModelAdmin):
+class UsageEventAdmin(ReadOnlyAdmin):
     list_display = ["received_at", "account_id", "metric", "quantity", "occurred_at", "idempotency_key"]
     search_fields = ["=account__id", "=idempotency_key"]
     readonly_fields = [f.name for f in UsageEvent._meta.fields]
     show_full_result_count = False  # a count(*) over millions of events on every page view is not worth it
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -1,7 +1,7 @@
 """The welcome email is marked sent only after an SMTP server took it; a refused send is retried, not lost.
 
-A real local SMTP server (tests/accounts/smtp_server.py) refuses with 554. The task runs in eager mode,
-where Celery runs its retries at once: this proves the service's outcome and the task's retry policy on
+A real local SMTP server (the `smtp` fixture: tests/accounts/smtp_server.py) refuses with 554. The task runs in
+eager mode, where Celery runs its retries at once: this proves the service's outcome and the task's retry policy on
 a failing server. What a real worker would add (the backoff's countdown, redelivery after a worker dies
 mid-send, the lease taken over after it expires) is not exercised here.
 """
@@ -16,28 +16,7 @@ from accounts.models import Account
 from accounts.services import account_send_welcome
 from accounts.tasks import send_welcome_email
 from config.celery import app
-from tests.accounts.smtp_server import smtp_server_start
 from tests.factories import AccountFactory
-
-
-@pytest.fixture
-def smtp(settings):
-    """Start a refusing-then-accepting SMTP server and point Django's SMTP backend at it."""
-    started = []
-
-    def start(*, refuse_first: int):
-        state, server = smtp_server_start(refuse_first=refuse_first)
-        started.append(server)
-        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-        settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", state.port
-        settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
-        settings.EMAIL_TIMEOUT = 5
-        return state
-
-    yield start
-    for server in started:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture
