@@ -9,19 +9,19 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing.models import LedgerEntry, LedgerState
-from billing.stripe.client import stripe_client
+from billing.stripe.client import retrieve_or_none, stripe_client
 
 logger = logging.getLogger(__name__)
 
 
 def ledger_entries_mark_invoiced(*, invoice_id: str) -> int:
-    """An invoice was paid: the ledger entries it carries become invoiced. Re-reads the invoice from Stripe."""
-    client = stripe_client()
-    invoice = client.v1.invoices.retrieve(invoice_id)
-    if invoice.get("status") != "paid":
+    """An invoice was paid: the ledger entries it carries become invoiced. Re-reads the invoice from Stripe (the
+    read the event's other handlers share)."""
+    invoice = retrieve_or_none(stripe_client().v1.invoices, invoice_id)
+    if invoice is None or invoice.get("status") != "paid":
         return 0
     by_entry: dict[int, str] = {}
-    for line in client.v1.invoices.line_items.list(invoice_id, params={"limit": 100}).auto_paging_iter():
+    for line in _lines(invoice):
         entry_id = _entry_for(line.get("metadata") or {})
         if entry_id is not None:
             parent = line.get("parent") or {}
@@ -48,6 +48,14 @@ def ledger_entries_mark_invoiced(*, invoice_id: str) -> int:
             )
             marked += 1
     return marked
+
+
+def _lines(invoice):
+    """The invoice's lines: the first page comes with the invoice; only a longer invoice costs more reads."""
+    lines = invoice.get("lines") or {}
+    if not lines.get("has_more"):
+        return lines.get("data") or []
+    return stripe_client().v1.invoices.line_items.list(invoice["id"], params={"limit": 100}).auto_paging_iter()
 
 
 def _entry_for(metadata: dict) -> int | None:

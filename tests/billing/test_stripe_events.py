@@ -30,7 +30,6 @@ from billing.stripe.events import MAX_ATTEMPTS
 from billing.stripe.intake import MAX_BODY_BYTES
 from billing.tasks import sweep_stripe_events
 from plans.models import PlanPrice
-from tests.accounts.smtp_server import smtp_server_start
 
 VISA = "4242424242424242"
 
@@ -146,27 +145,8 @@ def test_every_event_of_a_checkout_is_applied_with_one_outcome_per_handler(clien
     }
 
 
-@pytest.fixture
-def refusing_smtp(settings):
-    servers = []
-
-    def start(refuse_first: int):
-        state, server = smtp_server_start(refuse_first=refuse_first)
-        servers.append(server)
-        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-        settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", state.port
-        settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
-        settings.EMAIL_TIMEOUT = 5
-        return state
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
-
-
-def test_a_handler_that_fails_is_retried_alone_and_the_receipt_goes_out_once(client, shop, refusing_smtp):
-    smtp = refusing_smtp(refuse_first=1)  # the first email of the checkout is the receipt: refused once
+def test_a_handler_that_fails_is_retried_alone_and_the_receipt_goes_out_once(client, shop, smtp):
+    server = smtp(refuse_first=1)  # the first email of the checkout is the receipt: refused once
     _subscribe(client, shop)
     paid = StripeEvent.objects.get(type="invoice.paid")
     receipt = StripeEventHandling.objects.get(event=paid, handler="on_invoice_paid_dunning")
@@ -186,7 +166,7 @@ def test_a_handler_that_fails_is_retried_alone_and_the_receipt_goes_out_once(cli
     assert set(others.values_list("status", "attempts")) == {(HandlingStatus.SUCCEEDED, 1)}  # not run again
     assert paid.processed_at is not None and paid.next_attempt_at is None
     assert Receipt.objects.filter(account=shop.account).count() == 1
-    assert [m for m in smtp.received if "receipt" in m.lower()] and len(smtp.received) == 1
+    assert [m for m in server.received if "receipt" in m.lower()] and len(server.received) == 1
 
 
 def test_concurrent_deliveries_for_one_subscription_end_in_stripes_latest_state(client, shop, stripe_client):
@@ -248,8 +228,8 @@ def test_with_the_broker_down_the_intake_still_answers_and_the_sweeper_applies_t
     assert subscription.cancel_at_period_end is True
 
 
-def test_a_handler_that_keeps_failing_gives_up_and_a_replay_finishes_it(client, shop, refusing_smtp):
-    refusing_smtp(refuse_first=1000)  # the mail server refuses everything for now
+def test_a_handler_that_keeps_failing_gives_up_and_a_replay_finishes_it(client, shop, smtp):
+    smtp(refuse_first=1000)  # the mail server refuses everything for now
     _subscribe(client, shop)
     paid = StripeEvent.objects.get(type="invoice.paid")
     receipt = StripeEventHandling.objects.get(event=paid, handler="on_invoice_paid_dunning")
@@ -265,16 +245,34 @@ def test_a_handler_that_keeps_failing_gives_up_and_a_replay_finishes_it(client, 
     assert paid.processed_at is None and paid.next_attempt_at is None  # waits for staff
     assert sweep_stripe_events() == 0
 
-    smtp = refusing_smtp(refuse_first=0)  # the mail server is back
+    server = smtp(refuse_first=0)  # the mail server is back
     out = StringIO()
     call_command("replay_stripe_events", "--gave-up", stdout=out)
 
     assert "1 unfinished: 1 now processed, 0 still failing" in out.getvalue()
     receipt.refresh_from_db()
     assert (receipt.status, receipt.attempts) == (HandlingStatus.SUCCEEDED, MAX_ATTEMPTS + 1)
-    assert Receipt.objects.filter(account=shop.account).count() == 1 and len(smtp.received) == 1
+    assert Receipt.objects.filter(account=shop.account).count() == 1 and len(server.received) == 1
 
 
 def test_the_replay_command_needs_a_selection(db):
     with pytest.raises(CommandError, match="Say which events"):
         call_command("replay_stripe_events")
+
+
+def test_every_handler_of_an_event_shares_one_read_of_each_object(client, shop):
+    """invoice.paid has four handlers (mirror, ledger, dunning, fraud), each needing the invoice (and the mirror
+    its subscription): Stripe is asked for each object once, counted at the sandbox."""
+    _subscribe(client, shop)
+    paid = StripeEvent.objects.get(type="invoice.paid")
+    body = _event_body(shop, paid.stripe_id)
+    paid.delete()  # delivered anew, as if for the first time (every handler runs again)
+    shop.sandbox.request("POST", "/_sandbox/requests", {"reset": "true"}, api_key=None)
+
+    assert _post(shop, body, _signed(shop, body)).status_code == 200
+
+    counts = shop.sandbox.request("GET", "/_sandbox/requests", api_key=None).body["counts"]
+    reads = {route: n for route, n in counts.items() if route.startswith("GET ")}
+    assert reads.get("GET /v1/invoices/<invoice_id>") == 1, counts
+    assert all(n == 1 for n in reads.values()), counts
+    assert StripeEvent.objects.get(stripe_id=paid.stripe_id).processed_at is not None
