@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 LEASE = timedelta(minutes=2)
 MAX_ATTEMPTS = 10  # with the backoff below: retries over about 17 hours, then it waits for a replay
 SWEEP_BATCH = 500
+LOCK_WAIT = timedelta(seconds=30)  # the longest a worker waits for another's event of the same customer
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -129,14 +130,21 @@ def _run_handler(event: StripeEvent, handler, retry_gave_up: bool) -> tuple[str,
 
 
 class _ordering_lock:
-    """A session-level advisory lock on one key, held across the handlers' own transactions."""
+    """A session-level advisory lock on one key, held across the handlers' own transactions.
+
+    A worker waits at most `LOCK_WAIT` for another worker's event of the same customer: then the task fails
+    (PostgreSQL's lock_timeout), the worker is free again, and the event, still due, goes to the sweeper."""
 
     def __init__(self, key: str) -> None:
         self.key = f"stripe-events:{key}"
 
     def __enter__(self):
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", [self.key])
+            cursor.execute(f"SET lock_timeout = '{int(LOCK_WAIT.total_seconds() * 1000)}ms'")
+            try:
+                cursor.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", [self.key])
+            finally:
+                cursor.execute("RESET lock_timeout")
 
     def __exit__(self, *exc):
         with connection.cursor() as cursor:

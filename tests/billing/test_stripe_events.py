@@ -276,3 +276,28 @@ def test_every_handler_of_an_event_shares_one_read_of_each_object(client, shop):
     assert reads.get("GET /v1/invoices/<invoice_id>") == 1, counts
     assert all(n == 1 for n in reads.values()), counts
     assert StripeEvent.objects.get(stripe_id=paid.stripe_id).processed_at is not None
+
+
+def test_a_worker_waits_only_so_long_for_another_workers_event_of_the_same_customer(client, shop, monkeypatch):
+    """While one worker holds a customer's events, another gives up waiting after LOCK_WAIT and is free again;
+    the event stays due, and is applied once the first is done."""
+    import psycopg
+    from django.db import OperationalError, connection
+
+    from billing.stripe import events as stripe_events
+
+    _subscribe(client, shop)
+    paid = StripeEvent.objects.get(type="invoice.paid")
+    StripeEvent.objects.filter(pk=paid.pk).update(processed_at=None)
+    StripeEventHandling.objects.filter(event=paid).delete()
+    monkeypatch.setattr(stripe_events, "LOCK_WAIT", timedelta(milliseconds=200))
+    params = connection.get_connection_params()
+    with psycopg.connect(**{k: v for k, v in params.items() if k != "cursor_factory"}, autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", [f"stripe-events:{paid.customer_id}"])
+        with pytest.raises(OperationalError, match="lock timeout"):
+            stripe_events.stripe_event_process(event_pk=paid.pk)
+        paid.refresh_from_db()
+        assert paid.processed_at is None and not paid.handlings.exists()
+    # The other worker is done (its session ended): the event is applied now.
+    assert stripe_events.stripe_event_process(event_pk=paid.pk) is True
+    assert set(paid.handlings.values_list("status", flat=True)) == {HandlingStatus.SUCCEEDED}
