@@ -11,8 +11,7 @@ from billing.ledger.push import PUSH_BATCH, ledger_entries_push_due
 from billing.notices.reminders import reminders_send_due, trials_end_due
 from billing.reconciliation.run import reconciliation_run
 from billing.stripe.customers import customer_ensure
-from billing.stripe.events import stripe_event_process, stripe_events_due
-from billing.stripe.fraud_events import charge_assess, setup_failure_assess
+from billing.stripe.events import stripe_event_process, stripe_events_claim_due
 from billing.subscriptions import seats
 from billing.subscriptions.changes import scheduled_changes_apply_due
 from billing.usage.bursts import usage_bursts_scan
@@ -34,15 +33,16 @@ def ensure_stripe_customer(account_id: int) -> None:
 
 @shared_task(name="billing.process_stripe_event", acks_late=True, reject_on_worker_lost=True)
 def process_stripe_event(event_pk: int) -> None:
-    # acks_late and reject_on_worker_lost: a worker killed mid-event gives the message back and another worker
-    # runs it; handlers that had succeeded are not run again (their outcome rows say so).
+    # acks_late: a worker killed mid-event leaves the message unacknowledged, and the broker gives it back (Redis:
+    # after its visibility timeout, an hour by default); the sweeper brings the event back sooner (its 2-minute
+    # lease). Either way the handlers that had succeeded are not run again (their outcome rows say so).
     stripe_event_process(event_pk=event_pk)
 
 
 @shared_task(name="billing.sweep_stripe_events")
 def sweep_stripe_events() -> int:
     # Events whose task was lost (a broker down at intake, a killed worker) or whose handler's retry is due.
-    due = stripe_events_due()
+    due = stripe_events_claim_due()
     for event_pk in due:
         stripe_event_enqueue(event_pk)
     return len(due)
@@ -130,18 +130,7 @@ def reconcile() -> None:
     )
 
 
-# Fraud's checks that start from what billing reads (Stripe's objects, usage). They keep their `fraud.` names:
-# beat schedules and queued messages name them.
-@shared_task(name="fraud.assess_charge", autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5)
-def assess_charge(charge_id: str) -> None:
-    charge_assess(charge_id=charge_id)
-
-
-@shared_task(name="fraud.assess_setup_failure", autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5)
-def assess_setup_failure(setup_intent_id: str) -> None:
-    setup_failure_assess(setup_intent_id=setup_intent_id)
-
-
+# Fraud's checks that start from what billing reads (usage). They keep their `fraud.` names: beat schedules name them.
 @shared_task(name="fraud.scan_usage_bursts")
 def scan_usage_bursts() -> None:
     usage_bursts_scan()

@@ -1,7 +1,8 @@
 """Celery tasks for fraud: thin, by id; each calls one service.
 
-The tasks that start from Stripe's objects or billing's usage (`fraud.assess_charge`, `fraud.assess_setup_failure`,
-`fraud.scan_usage_bursts`) live in billing.tasks under the same names: billing reads, fraud decides.
+Fraud's checks that start from Stripe's events (charges, failed card setups) run in billing's event handlers;
+the one that starts from billing's usage (`fraud.scan_usage_bursts`) lives in billing.tasks under that name:
+billing reads, fraud decides.
 """
 
 from celery import shared_task

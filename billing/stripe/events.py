@@ -151,13 +151,20 @@ class _ordering_lock:
             cursor.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [self.key])
 
 
-def stripe_events_due(*, limit: int = SWEEP_BATCH) -> list[int]:
-    """The events to hand to a worker again: their lease ran out (a lost task) or a handler's retry time came."""
-    return list(
-        StripeEvent.objects.filter(next_attempt_at__lte=timezone.now())
-        .order_by("next_attempt_at")
-        .values_list("pk", flat=True)[:limit]
-    )
+def stripe_events_claim_due(*, limit: int = SWEEP_BATCH) -> list[int]:
+    """The events to hand to a worker again (their lease ran out — a lost task — or a handler's retry time came),
+    claimed: each one's due time moves a lease ahead, so the next sweep does not queue it again while this
+    sweep's message waits in the queue or behind its customer's lock."""
+    now = timezone.now()
+    with transaction.atomic():
+        due = list(
+            StripeEvent.objects.select_for_update(skip_locked=True)
+            .filter(next_attempt_at__lte=now)
+            .order_by("next_attempt_at")
+            .values_list("pk", flat=True)[:limit]
+        )
+        StripeEvent.objects.filter(pk__in=due).update(next_attempt_at=now + LEASE)
+    return due
 
 
 def stripe_events_replay(*, events) -> int:

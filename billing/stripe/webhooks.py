@@ -7,9 +7,6 @@ alone (billing.stripe.events). Every service re-reads the object the event names
 from __future__ import annotations
 
 import logging
-from functools import partial
-
-from django.db import transaction
 
 from billing.dunning.cases import (
     dunning_on_invoice_closed,
@@ -18,7 +15,13 @@ from billing.dunning.cases import (
     dunning_on_subscription_deleted,
 )
 from billing.ledger.settle import ledger_entries_mark_invoiced
-from billing.stripe.fraud_events import dispute_open, early_fraud_warning_handle, invoice_paid_trust
+from billing.stripe.fraud_events import (
+    charge_assess,
+    dispute_open,
+    early_fraud_warning_handle,
+    invoice_paid_trust,
+    setup_failure_assess,
+)
 from billing.stripe.handlers import handles
 from billing.subscriptions.checkout import checkout_completed
 from billing.subscriptions.sync import customer_refresh, invoice_refresh, subscription_refresh
@@ -104,18 +107,15 @@ def on_early_fraud_warning(event):
 
 
 # charge.failed and charge.succeeded, not payment_intent.payment_failed: that is the same decline seen twice.
+# Assessed here, in the event's worker and transaction (its outcome row is the retry), not in a task of its own.
 @handles("charge.succeeded", "charge.failed")
 def on_charge(event):
-    from billing.tasks import assess_charge
-
-    transaction.on_commit(partial(assess_charge.delay, _object_id(event)))
+    charge_assess(charge_id=_object_id(event))
 
 
 @handles("setup_intent.setup_failed")
 def on_setup_failed(event):
-    from billing.tasks import assess_setup_failure
-
-    transaction.on_commit(partial(assess_setup_failure.delay, _object_id(event)))
+    setup_failure_assess(setup_intent_id=_object_id(event))
 
 
 @handles("invoice.paid")

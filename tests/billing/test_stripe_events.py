@@ -23,106 +23,76 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 from djstripe import models as djstripe_models
 
-from accounts.models import Account, AccountStatus
-from billing.models import CheckoutAttempt, HandlingStatus, Receipt, StripeEvent, StripeEventHandling
-from billing.stripe.endpoints import webhook_endpoint_ensure
+from accounts.models import AccountStatus
+from billing.models import HandlingStatus, Receipt, StripeEvent, StripeEventHandling
 from billing.stripe.events import MAX_ATTEMPTS
 from billing.stripe.intake import MAX_BODY_BYTES
 from billing.tasks import sweep_stripe_events
-from plans.models import PlanPrice
-
-VISA = "4242424242424242"
+from tests.billing.event_helpers import sandbox_flush, subscribe_paying
 
 
-@pytest.fixture
-def shop(sandbox, catalog, live_server, owner):
-    call_command("sync_plans", stdout=open("/dev/null", "w"))  # noqa: SIM115
-    owner.endpoint = webhook_endpoint_ensure(base_url=live_server.url)
-    owner.sandbox = sandbox
-    owner.url = live_server.url + f"/stripe/webhook/{owner.endpoint.djstripe_uuid}/"
-    yield owner
-    _flush(sandbox)
-    sandbox.reset()
-
-
-def _flush(sandbox):
-    reply = sandbox.request("POST", "/_sandbox/webhooks/flush", api_key=None)
-    assert reply.status == 200, reply.body
-
-
-def _subscribe(client, shop, plan="pro") -> None:
-    """Subscribe with a trial already over, so the first invoice charges (and a receipt goes out)."""
-    Account.objects.filter(pk=shop.account.pk).update(trial_ends_at=None)
-    price = PlanPrice.objects.get(plan__code=plan, interval="month")
-    assert shop.web(client).post("/billing/checkout/", {"plan_price": price.pk}).status_code == 302
-    session_id = CheckoutAttempt.objects.get(account=shop.account, status="open").stripe_session_id
-    reply = shop.sandbox.request("POST", f"/_sandbox/checkout/{session_id}/complete", {"card": VISA}, api_key=None)
-    assert reply.status == 200, reply.body
-    _flush(shop.sandbox)
-
-
-def _signed(shop, body: bytes, *, secret: str | None = None, stamp: int | None = None) -> dict:
+def _signed(event_shop, body: bytes, *, secret: str | None = None, stamp: int | None = None) -> dict:
     stamp = stamp or int(time.time())
-    key = (secret or shop.endpoint.secret).encode()
+    key = (secret or event_shop.endpoint.secret).encode()
     signature = hmac.new(key, f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
     return {"Content-Type": "application/json", "Stripe-Signature": f"t={stamp},v1={signature}"}
 
 
-def _event_body(shop, event_id: str) -> bytes:
-    reply = shop.sandbox.request("GET", f"/v1/events/{event_id}")  # the event's own JSON, as Stripe sends it
+def _event_body(event_shop, event_id: str) -> bytes:
+    reply = event_shop.sandbox.request("GET", f"/v1/events/{event_id}")  # the event's own JSON, as Stripe sends it
     assert reply.status == 200, reply.body
     return json.dumps(reply.body).encode()
 
 
-def _post(shop, body: bytes, headers: dict) -> requests.Response:
-    return requests.post(shop.url, data=body, headers=headers, timeout=30)
+def _post(event_shop, body: bytes, headers: dict) -> requests.Response:
+    return requests.post(event_shop.url, data=body, headers=headers, timeout=30)
 
 
 # --- intake ------------------------------------------------------------------------------------------------
 
 
-def test_an_unsigned_or_forged_body_is_refused_and_nothing_is_stored(shop):
+def test_an_unsigned_or_forged_body_is_refused_and_nothing_is_stored(event_shop):
     body = json.dumps({"id": "evt_forged", "type": "invoice.paid", "created": 1, "data": {"object": {}}}).encode()
-    assert _post(shop, body, {"Content-Type": "application/json"}).status_code == 400
-    assert _post(shop, body, _signed(shop, body, secret="whsec_not_the_secret")).status_code == 400
+    assert _post(event_shop, body, {"Content-Type": "application/json"}).status_code == 400
+    assert _post(event_shop, body, _signed(event_shop, body, secret="whsec_not_the_secret")).status_code == 400
     assert not StripeEvent.objects.exists()
 
 
-def test_an_oversized_body_is_refused_unread(shop):
+def test_an_oversized_body_is_refused_unread(event_shop):
     body = b'{"id": "evt_big", "pad": "' + b"x" * MAX_BODY_BYTES + b'"}'
-    response = _post(shop, body, _signed(shop, body))
+    response = _post(event_shop, body, _signed(event_shop, body))
     assert response.status_code == 413
     assert "bytes" in response.json()["error"]["message"]
     assert not StripeEvent.objects.exists()
 
 
-def test_a_signed_body_that_is_not_an_event_is_refused(shop):
+def test_a_signed_body_that_is_not_an_event_is_refused(event_shop):
     body = b'{"hello": "world"}'
-    assert _post(shop, body, _signed(shop, body)).status_code == 400
+    assert _post(event_shop, body, _signed(event_shop, body)).status_code == 400
     assert not StripeEvent.objects.exists()
 
 
-def test_a_redelivered_or_replayed_event_is_stored_and_applied_once(client, shop):
-    _subscribe(client, shop)
+def test_a_redelivered_or_replayed_event_is_stored_and_applied_once(client, event_shop):
+    subscribe_paying(client, event_shop)
     paid = StripeEvent.objects.get(type="invoice.paid")
-    body = _event_body(shop, paid.stripe_id)
+    body = _event_body(event_shop, paid.stripe_id)
     handlings = dict(StripeEventHandling.objects.filter(event=paid).values_list("handler", "attempts"))
 
-    again = _post(shop, body, _signed(shop, body))
+    again = _post(event_shop, body, _signed(event_shop, body))
 
     assert again.status_code == 200 and again.json() == {"received": True, "id": paid.stripe_id, "duplicate": True}
     assert StripeEvent.objects.filter(stripe_id=paid.stripe_id).count() == 1
     assert dict(StripeEventHandling.objects.filter(event=paid).values_list("handler", "attempts")) == handlings
-    assert Receipt.objects.filter(account=shop.account).count() == 1
+    assert Receipt.objects.filter(account=event_shop.account).count() == 1
 
 
-def test_an_event_of_a_type_we_do_not_handle_is_acknowledged_and_done(shop):
-    customer = shop.sandbox.client().v1.customers.create(params={"email": "someone@else.example"})
-    _flush(shop.sandbox)
+def test_an_event_of_a_type_we_do_not_handle_is_acknowledged_and_done(event_shop):
+    customer = event_shop.sandbox.client().v1.customers.create(params={"email": "someone@else.example"})
+    sandbox_flush(event_shop.sandbox)
     [created] = StripeEvent.objects.filter(type="customer.created", object_id=customer.id)
     assert created.processed_at is not None and created.next_attempt_at is None
-    product = shop.sandbox.client().v1.products.create(params={"name": "Not ours"})
-    _flush(shop.sandbox)
+    product = event_shop.sandbox.client().v1.products.create(params={"name": "Not ours"})
+    sandbox_flush(event_shop.sandbox)
     [event] = StripeEvent.objects.filter(type="product.created", object_id=product.id)
     assert event.processed_at is not None and not event.handlings.exists()
 
@@ -130,10 +100,10 @@ def test_an_event_of_a_type_we_do_not_handle_is_acknowledged_and_done(shop):
 # --- processing --------------------------------------------------------------------------------------------
 
 
-def test_every_event_of_a_checkout_is_applied_with_one_outcome_per_handler(client, shop):
-    _subscribe(client, shop)
-    shop.account.refresh_from_db()
-    assert shop.account.status == AccountStatus.ACTIVE
+def test_every_event_of_a_checkout_is_applied_with_one_outcome_per_handler(client, event_shop):
+    subscribe_paying(client, event_shop)
+    event_shop.account.refresh_from_db()
+    assert event_shop.account.status == AccountStatus.ACTIVE
     assert not StripeEvent.objects.filter(processed_at=None).exists()
     paid = StripeEvent.objects.get(type="invoice.paid")
     outcomes = dict(StripeEventHandling.objects.filter(event=paid).values_list("handler", "status"))
@@ -145,9 +115,9 @@ def test_every_event_of_a_checkout_is_applied_with_one_outcome_per_handler(clien
     }
 
 
-def test_a_handler_that_fails_is_retried_alone_and_the_receipt_goes_out_once(client, shop, smtp):
+def test_a_handler_that_fails_is_retried_alone_and_the_receipt_goes_out_once(client, event_shop, smtp):
     server = smtp(refuse_first=1)  # the first email of the checkout is the receipt: refused once
-    _subscribe(client, shop)
+    subscribe_paying(client, event_shop)
     paid = StripeEvent.objects.get(type="invoice.paid")
     receipt = StripeEventHandling.objects.get(event=paid, handler="on_invoice_paid_dunning")
     assert (receipt.status, receipt.attempts) == (HandlingStatus.FAILED, 1)
@@ -165,16 +135,16 @@ def test_a_handler_that_fails_is_retried_alone_and_the_receipt_goes_out_once(cli
     assert (receipt.status, receipt.attempts) == (HandlingStatus.SUCCEEDED, 2)
     assert set(others.values_list("status", "attempts")) == {(HandlingStatus.SUCCEEDED, 1)}  # not run again
     assert paid.processed_at is not None and paid.next_attempt_at is None
-    assert Receipt.objects.filter(account=shop.account).count() == 1
+    assert Receipt.objects.filter(account=event_shop.account).count() == 1
     assert [m for m in server.received if "receipt" in m.lower()] and len(server.received) == 1
 
 
-def test_concurrent_deliveries_for_one_subscription_end_in_stripes_latest_state(client, shop, stripe_client):
-    _subscribe(client, shop)
-    subscription = djstripe_models.Subscription.objects.get(customer__subscriber=shop.account)
+def test_concurrent_deliveries_for_one_subscription_end_in_stripes_latest_state(client, event_shop, stripe_client):
+    subscribe_paying(client, event_shop)
+    subscription = djstripe_models.Subscription.objects.get(customer__subscriber=event_shop.account)
     stripe_client.v1.subscriptions.update(subscription.id, params={"cancel_at_period_end": True})
     stripe_client.v1.subscriptions.update(subscription.id, params={"cancel_at_period_end": False})
-    _flush(shop.sandbox)
+    sandbox_flush(event_shop.sandbox)
     updates = list(
         StripeEvent.objects.filter(type="customer.subscription.updated", object_id=subscription.id).order_by(
             "stripe_created", "id"
@@ -183,9 +153,9 @@ def test_concurrent_deliveries_for_one_subscription_end_in_stripes_latest_state(
     older, newer = updates[-2], updates[-1]
     # Both delivered again at once, the newer first: whatever order they commit in, the state is Stripe's.
     StripeEvent.objects.filter(pk__in=[older.pk, newer.pk]).delete()
-    bodies = [_event_body(shop, newer.stripe_id), _event_body(shop, older.stripe_id)]
+    bodies = [_event_body(event_shop, newer.stripe_id), _event_body(event_shop, older.stripe_id)]
     with ThreadPoolExecutor(max_workers=2) as pool:
-        statuses = list(pool.map(lambda body: _post(shop, body, _signed(shop, body)).status_code, bodies))
+        statuses = list(pool.map(lambda body: _post(event_shop, body, _signed(event_shop, body)).status_code, bodies))
 
     assert statuses == [200, 200]
     assert StripeEvent.objects.filter(pk__isnull=False, stripe_id__in=[older.stripe_id, newer.stripe_id]).count() == 2
@@ -195,9 +165,9 @@ def test_concurrent_deliveries_for_one_subscription_end_in_stripes_latest_state(
 
 
 def test_with_the_broker_down_the_intake_still_answers_and_the_sweeper_applies_the_event(
-    client, shop, settings, stripe_client
+    client, event_shop, settings, stripe_client
 ):
-    _subscribe(client, shop)
+    subscribe_paying(client, event_shop)
     settings.CELERY_TASK_ALWAYS_EAGER = False
     from config.celery import app
 
@@ -207,9 +177,9 @@ def test_with_the_broker_down_the_intake_still_answers_and_the_sweeper_applies_t
     app.conf.task_publish_retry = False
     app.amqp._producer_pool = None  # no pooled connection to the real broker from an earlier test
     try:
-        subscription = djstripe_models.Subscription.objects.get(customer__subscriber=shop.account)
+        subscription = djstripe_models.Subscription.objects.get(customer__subscriber=event_shop.account)
         stripe_client.v1.subscriptions.update(subscription.id, params={"cancel_at_period_end": True})
-        _flush(shop.sandbox)  # delivered and answered 2xx (the sandbox would retry anything else)
+        sandbox_flush(event_shop.sandbox)  # delivered and answered 2xx (the sandbox would retry anything else)
     finally:
         app.conf.task_always_eager = True
         app.conf.broker_url = broker
@@ -228,9 +198,9 @@ def test_with_the_broker_down_the_intake_still_answers_and_the_sweeper_applies_t
     assert subscription.cancel_at_period_end is True
 
 
-def test_a_handler_that_keeps_failing_gives_up_and_a_replay_finishes_it(client, shop, smtp):
+def test_a_handler_that_keeps_failing_gives_up_and_a_replay_finishes_it(client, event_shop, smtp):
     smtp(refuse_first=1000)  # the mail server refuses everything for now
-    _subscribe(client, shop)
+    subscribe_paying(client, event_shop)
     paid = StripeEvent.objects.get(type="invoice.paid")
     receipt = StripeEventHandling.objects.get(event=paid, handler="on_invoice_paid_dunning")
     delays = []
@@ -252,7 +222,7 @@ def test_a_handler_that_keeps_failing_gives_up_and_a_replay_finishes_it(client, 
     assert "1 unfinished: 1 now processed, 0 still failing" in out.getvalue()
     receipt.refresh_from_db()
     assert (receipt.status, receipt.attempts) == (HandlingStatus.SUCCEEDED, MAX_ATTEMPTS + 1)
-    assert Receipt.objects.filter(account=shop.account).count() == 1 and len(server.received) == 1
+    assert Receipt.objects.filter(account=event_shop.account).count() == 1 and len(server.received) == 1
 
 
 def test_the_replay_command_needs_a_selection(db):
@@ -260,25 +230,25 @@ def test_the_replay_command_needs_a_selection(db):
         call_command("replay_stripe_events")
 
 
-def test_every_handler_of_an_event_shares_one_read_of_each_object(client, shop):
+def test_every_handler_of_an_event_shares_one_read_of_each_object(client, event_shop):
     """invoice.paid has four handlers (mirror, ledger, dunning, fraud), each needing the invoice (and the mirror
     its subscription): Stripe is asked for each object once, counted at the sandbox."""
-    _subscribe(client, shop)
+    subscribe_paying(client, event_shop)
     paid = StripeEvent.objects.get(type="invoice.paid")
-    body = _event_body(shop, paid.stripe_id)
+    body = _event_body(event_shop, paid.stripe_id)
     paid.delete()  # delivered anew, as if for the first time (every handler runs again)
-    shop.sandbox.request("POST", "/_sandbox/requests", {"reset": "true"}, api_key=None)
+    event_shop.sandbox.request("POST", "/_sandbox/requests", {"reset": "true"}, api_key=None)
 
-    assert _post(shop, body, _signed(shop, body)).status_code == 200
+    assert _post(event_shop, body, _signed(event_shop, body)).status_code == 200
 
-    counts = shop.sandbox.request("GET", "/_sandbox/requests", api_key=None).body["counts"]
+    counts = event_shop.sandbox.request("GET", "/_sandbox/requests", api_key=None).body["counts"]
     reads = {route: n for route, n in counts.items() if route.startswith("GET ")}
     assert reads.get("GET /v1/invoices/<invoice_id>") == 1, counts
     assert all(n == 1 for n in reads.values()), counts
     assert StripeEvent.objects.get(stripe_id=paid.stripe_id).processed_at is not None
 
 
-def test_a_worker_waits_only_so_long_for_another_workers_event_of_the_same_customer(client, shop, monkeypatch):
+def test_a_worker_waits_only_so_long_for_another_workers_event_of_the_same_customer(client, event_shop, monkeypatch):
     """While one worker holds a customer's events, another gives up waiting after LOCK_WAIT and is free again;
     the event stays due, and is applied once the first is done."""
     import psycopg
@@ -286,7 +256,7 @@ def test_a_worker_waits_only_so_long_for_another_workers_event_of_the_same_custo
 
     from billing.stripe import events as stripe_events
 
-    _subscribe(client, shop)
+    subscribe_paying(client, event_shop)
     paid = StripeEvent.objects.get(type="invoice.paid")
     StripeEvent.objects.filter(pk=paid.pk).update(processed_at=None)
     StripeEventHandling.objects.filter(event=paid).delete()
