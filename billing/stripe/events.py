@@ -6,9 +6,10 @@
   holds whatever broker is used, however many workers run, for retries and replays alike, and costs one
   round trip. Inside it every handler re-reads the object (once for all of them: `stripe_reads_shared`), so
   the state applied last is Stripe's latest: an older event, applied after a newer one, writes the newer state.
-- **Each handler alone:** each runs in its own transaction with its own outcome row. A handler that raises is
-  rolled back alone and retried with backoff; the ones that succeeded are not run again. After
-  `MAX_ATTEMPTS` it gives up (visible in the admin; `replay_stripe_events` runs it again).
+- **Each handler alone:** each runs in its own transaction with its own outcome row, in registration order. A
+  handler that raises is rolled back alone and retried with backoff; the ones before it succeeded and are not run
+  again; the ones after it wait for it (they may build on it). After `MAX_ATTEMPTS` it gives up (visible in the
+  admin; `replay_stripe_events` runs it again).
 - **Nothing lost:** the event waits in PostgreSQL with a due time (`next_attempt_at`), so a task the broker
   lost, a worker killed mid-handler, or a broker down at intake leaves an event the sweeper (beat, every
   minute: `billing.tasks.sweep_stripe_events`) hands to a worker again.
@@ -82,13 +83,15 @@ def stripe_event_process(*, event_pk: int, retry_gave_up: bool = False) -> bool:
             return True  # another worker finished it while this one waited for the lock
         StripeEvent.objects.filter(pk=event.pk).update(next_attempt_at=timezone.now() + LEASE)
         with stripe_reads_shared():
-            outcomes = [_run_handler(event, handler, retry_gave_up) for handler in handlers_for(event.type)]
-        if all(status == HandlingStatus.SUCCEEDED for status, _ in outcomes):
-            StripeEvent.objects.filter(pk=event.pk).update(processed_at=timezone.now(), next_attempt_at=None)
-            return True
-        retries = [when for status, when in outcomes if status == HandlingStatus.FAILED and when is not None]
-        StripeEvent.objects.filter(pk=event.pk).update(next_attempt_at=min(retries) if retries else None)
-        return False
+            for handler in handlers_for(event.type):
+                status, retry_at = _run_handler(event, handler, retry_gave_up)
+                if status != HandlingStatus.SUCCEEDED:
+                    # The handlers after it wait for it (they may build on it: dunning on the status the mirror
+                    # sets); the ones before it are done and stay done.
+                    StripeEvent.objects.filter(pk=event.pk).update(next_attempt_at=retry_at)
+                    return False
+        StripeEvent.objects.filter(pk=event.pk).update(processed_at=timezone.now(), next_attempt_at=None)
+        return True
 
 
 def _run_handler(event: StripeEvent, handler, retry_gave_up: bool) -> tuple[str, datetime | None]:
