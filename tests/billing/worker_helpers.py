@@ -139,7 +139,11 @@ def worker_env(
     """The worker's environment: the test's database (pytest-django's, read from the test's settings), broker,
     sandbox and SMTP server."""
     credentials = quote(database["USER"]) + (f":{quote(database['PASSWORD'])}" if database.get("PASSWORD") else "")
-    url = f"postgres://{credentials}@{database['HOST'] or '127.0.0.1'}:{database['PORT'] or 5432}/{database['NAME']}"
+    host, port = database["HOST"] or "127.0.0.1", database["PORT"] or 5432
+    if host.startswith("/"):  # a Unix socket's folder (the embedded PostgreSQL of `make test`): libpq's form
+        url = f"postgres://{credentials}@/{database['NAME']}?host={quote(host)}&port={port}"
+    else:
+        url = f"postgres://{credentials}@{host}:{port}/{database['NAME']}"
     return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
