@@ -20,6 +20,8 @@ from billing.api.invoices import InvoiceListView
 from billing.api.subscription import SubscriptionView
 from billing.api.usage import UsageEventsView, UsageView
 from billing.stripe.intake import stripe_webhook
+from events import api as events_api
+from events import views as events_views
 from plans import api as plans_api
 
 api_v1 = [
@@ -52,6 +54,15 @@ api_v1 = [
         name="api-invitation-resend",
     ),
     path("plans", plans_api.PlanListView.as_view(), name="api-plans"),
+    path("webhook-endpoints", events_api.WebhookEndpointListView.as_view(), name="api-webhook-endpoints"),
+    path(
+        "webhook-endpoints/<str:endpoint_id>",
+        events_api.WebhookEndpointDetailView.as_view(),
+        name="api-webhook-endpoint",
+    ),
+    path("events", events_api.EventListView.as_view(), name="api-events"),
+    path("events/<str:event_id>", events_api.EventDetailView.as_view(), name="api-event"),
+    path("events/<str:event_id>/redeliver", events_api.EventRedeliverView.as_view(), name="api-event-redeliver"),
     path("subscription", SubscriptionView.as_view(), name="api-subscription"),
     path("subscription/preview", SubscriptionPreviewView.as_view(), name="api-subscription-preview"),
     path("subscription/change", SubscriptionChangeView.as_view(), name="api-subscription-change"),
@@ -75,6 +86,13 @@ urlpatterns = [
     path("onboarding/", accounts_views.onboarding, name="onboarding"),
     path("dashboard/", accounts_views.dashboard, name="dashboard"),
     path("settings/api-keys/", accounts_views.api_keys, name="api_keys"),
+    path("settings/webhooks/", events_views.webhooks, name="webhooks"),
+    path(
+        "settings/webhooks/<str:endpoint_id>/<str:action>/",
+        events_views.webhook_endpoint_action,
+        name="webhook_endpoint_action",
+    ),
+    path("settings/events/<str:event_id>/redeliver/", events_views.event_redeliver, name="event_redeliver"),
     path("team/", accounts_views.team, name="team"),
     path("team/invite/", accounts_views.team_invite, name="team_invite"),
     path("team/members/<int:member_id>/role/", accounts_views.team_member_role, name="team_member_role"),

@@ -3,6 +3,7 @@
 import time
 
 import pytest
+from celery._state import _set_task_join_will_block
 from celery.contrib.testing.worker import start_worker
 from django.core import mail
 
@@ -22,6 +23,9 @@ def real_worker(transactional_db):
             yield
     finally:
         app.conf.task_always_eager = previous
+        # The solo pool marks the process as a worker's (no result.get() inside a task) when it starts, which
+        # can be after start_worker cleared the mark: clear it again, or the later eager tests' .get() refuse.
+        _set_task_join_will_block(False)
 
 
 @pytest.mark.worker

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from functools import partial
 
 from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.core import signing
-from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Lower
 from django.template.loader import render_to_string
@@ -27,6 +25,7 @@ from accounts.services.seats import (
     team_require_manager,
 )
 from accounts.services.standing import require_not_on_hold
+from outbox.services import email_enqueue
 
 INVITATION_SALT = "tollbooth.invitation"
 
@@ -64,6 +63,7 @@ def invitation_from_token(token: str) -> Invitation:
 
 
 def _send_invitation(invitation_id: int) -> None:
+    """To the outbox, in the invitation's transaction: each send (the first, each resend) once."""
     invitation = Invitation.objects.select_related("account", "invited_by").get(pk=invitation_id)
     inviter = invitation.invited_by
     context = {
@@ -73,12 +73,12 @@ def _send_invitation(invitation_id: int) -> None:
         "url": invitation_url(invitation),
         "days": settings.TOLLBOOTH_INVITATION_DAYS,
     }
-    send_mail(
+    email_enqueue(
+        key=f"invitation:{invitation.pk}:{invitation.send_count}",
+        to=[invitation.email],
         subject=f"{context['inviter']} invited you to join {context['company']} on Tollbooth",
-        message=render_to_string("emails/invitation.txt", context),
-        html_message=render_to_string("emails/invitation.html", context),
-        from_email=None,
-        recipient_list=[invitation.email],
+        text=render_to_string("emails/invitation.txt", context),
+        html=render_to_string("emails/invitation.html", context),
     )
 
 
@@ -139,7 +139,7 @@ def invitation_create(*, account: Account, actor: User, email: str, role: str = 
             target=f"invitation:{invitation.pk}",
             after={"email": email, "role": role},
         )
-        transaction.on_commit(partial(_send_invitation, invitation.pk))
+        _send_invitation(invitation.pk)
     return invitation
 
 
@@ -191,7 +191,7 @@ def invitation_resend(*, invitation: Invitation, actor: User) -> Invitation:
             target=f"invitation:{locked.pk}",
             after={"send_count": locked.send_count},
         )
-        transaction.on_commit(partial(_send_invitation, locked.pk))
+        _send_invitation(locked.pk)
     return locked
 
 

@@ -7,6 +7,7 @@ from django.db import transaction
 from accounts.errors import Conflict
 from accounts.models import Account, AccountStatus, User
 from accounts.services.audit import audit_record
+from outbox.events import event_record
 
 # Legal status moves. A move not listed here is a bug or an attack, and is refused.
 ALLOWED_TRANSITIONS: dict[str, set[str]] = {
@@ -76,4 +77,24 @@ def account_change_status(*, account: Account, to: str, actor: User | None, reas
             after={"status": to.value},
             reason=reason,
         )
+        _status_event_record(locked, before, reason)
     return locked
+
+
+def _status_event_record(account: Account, before: str, reason: str) -> None:
+    """The domain event of a status move, in its transaction (account.activated / suspended / reactivated)."""
+    to = account.status
+    if to == AccountStatus.ACTIVE:
+        kind = "account.activated" if before == AccountStatus.TRIALING else "account.reactivated"
+    elif to == AccountStatus.SUSPENDED:
+        kind = "account.suspended"
+    else:
+        return  # past due, blocked, closed: not in the catalogue (yet)
+    # The audit row count orders moves of one account: the key names this move, once.
+    moves = account.audit_log.filter(action="account.status_changed").count()
+    event_record(
+        type=kind,
+        key=f"{kind}:{account.public_id}:{moves}",
+        account_id=account.pk,
+        data={"account": str(account.public_id), "status": to, "previous_status": before, "reason": reason},
+    )

@@ -29,6 +29,9 @@ class PreviewOutput(serializers.Serializer):
     interval = serializers.CharField(source="plan_price.interval")
     currency = serializers.CharField()
     amount_due_now_cents = serializers.IntegerField(help_text="Charged at once on confirming (upgrades).")
+    carried_forward_cents = serializers.IntegerField(
+        help_text="Below Stripe's minimum charge, so not charged now: added to the next invoice."
+    )
     effective_at = serializers.DateTimeField()
     next_invoice_cents = serializers.IntegerField(help_text="The plan's price on the following renewals.")
     lines = PreviewLineOutput(many=True)

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from accounts.models import Account, AccountStatus
 from accounts.services import account_change_status, audit_record
+from billing.domain_events import invoice_paid_record, invoice_payment_failed_record
 from billing.dunning.declines import hard_decline_act, latest_decline, notice_claim
 from billing.models import DUNNING_UNPAID_STATUSES, DunningCase, DunningNoticeKind, DunningPolicy, DunningStatus
 from billing.notices.emails import notice_send, receipt_send
@@ -76,9 +77,11 @@ def dunning_payment_failed(*, account: Account, invoice) -> DunningCase:
                 target=f"invoice:{invoice['id']}",
                 after={"decline_code": decline.code, "payment_method": decline.payment_method},
             )
+        attempt = invoice.get("attempt_count") or case.failures
+        invoice_payment_failed_record(account=account, invoice=invoice, attempt=attempt, decline_code=decline.code)
         if not hard and notice_claim(case, DunningNoticeKind.PAYMENT_FAILED, decline_code=decline.code):
             # A hard decline has its own email (a new card is needed); a soft one gets this one, once per invoice.
-            transaction.on_commit(lambda: _email_failed(account, invoice, decline.code))
+            _email_failed(account, invoice, decline.code)
     if hard:
         hard_decline_act(account=account, case=case, invoice=invoice, decline=decline)
         # The hard-decline email says the account is paused: no second email for the suspension.
@@ -97,16 +100,14 @@ def _suspend(case: DunningCase, *, reason: str, notify: bool = True) -> bool:
         if account.status in (AccountStatus.ACTIVE, AccountStatus.PAST_DUE, AccountStatus.TRIALING):
             account = account_change_status(account=account, to=AccountStatus.SUSPENDED, actor=None, reason=reason)
         if notify and notice_claim(locked, DunningNoticeKind.SUSPENDED):
-            transaction.on_commit(
-                lambda: notice_send(
-                    account=account,
-                    subject="Your Tollbooth account is suspended",
-                    headline="Your account is suspended because a payment is overdue.",
-                    body="Your team can still sign in and read everything; features are paused until the invoice "
-                    "is paid.",
-                    action_path="/billing/",
-                    action_label="Update your card and pay",
-                )
+            notice_send(
+                key=f"dunning:{locked.stripe_invoice_id}:suspended",
+                account=account,
+                subject="Your Tollbooth account is suspended",
+                headline="Your account is suspended because a payment is overdue.",
+                body="Your team can still sign in and read everything; features are paused until the invoice is paid.",
+                action_path="/billing/",
+                action_label="Update your card and pay",
             )
     case.status = DunningStatus.SUSPENDED
     return True
@@ -157,15 +158,14 @@ def dunning_invoice_paid(*, account: Account, invoice_id: str) -> DunningCase | 
         case.save(update_fields=["status", "closed_at"])
         audit_record(account=account, actor=None, action="dunning.recovered", target=f"invoice:{invoice_id}")
         if notice_claim(case, DunningNoticeKind.RECOVERED):
-            transaction.on_commit(
-                lambda: notice_send(
-                    account=account,
-                    subject="Payment received: your Tollbooth account is active",
-                    headline="Thank you: the overdue invoice is paid.",
-                    body="Everything is back to normal for your team.",
-                    action_path="/billing/",
-                    action_label="See your invoices",
-                )
+            notice_send(
+                key=f"dunning:{invoice_id}:recovered",
+                account=account,
+                subject="Payment received: your Tollbooth account is active",
+                headline="Thank you: the overdue invoice is paid.",
+                body="Everything is back to normal for your team.",
+                action_path="/billing/",
+                action_label="See your invoices",
             )
     return case
 
@@ -242,6 +242,8 @@ def dunning_on_invoice_paid(*, invoice_id: str) -> None:
         return
     dunning_invoice_paid(account=account, invoice_id=invoice_id)
     receipt_send(account=account, invoice=invoice)
+    if invoice.get("status") == "paid":
+        invoice_paid_record(account=account, invoice=invoice)
 
 
 def dunning_on_invoice_closed(*, invoice_id: str) -> DunningCase | None:
@@ -263,6 +265,7 @@ def dunning_on_subscription_deleted(*, subscription_id: str) -> int:
 def _email_failed(account: Account, invoice, decline_code: str) -> None:
     amount = f"{invoice['amount_due'] / 100:,.2f} {invoice['currency'].upper()}"
     notice_send(
+        key=f"dunning:{invoice['id']}:payment_failed",
         account=account,
         subject="Your Tollbooth payment failed",
         headline=f"We couldn't charge {amount} to your card"

@@ -97,7 +97,7 @@ def hard_decline_act(*, account: Account, case: DunningCase, invoice, decline: D
         if not notice_claim(case, DunningNoticeKind.HARD_DECLINE, decline_code=decline.code):
             return
         _fraud_signal(account, decline.code)
-        transaction.on_commit(lambda: _email_new_card_needed(account, invoice, decline.code))
+        _email_new_card_needed(account, invoice, decline.code)
 
 
 def _stripe_write(what: str, write) -> None:
@@ -121,6 +121,7 @@ def _fraud_signal(account: Account, decline_code: str) -> None:
 def _email_new_card_needed(account: Account, invoice, decline_code: str) -> None:
     amount = f"{invoice['amount_due'] / 100:,.2f} {invoice['currency'].upper()}"
     notice_send(
+        key=f"dunning:{invoice['id']}:new_card_needed",
         account=account,
         subject="Your card was refused: please enter a new one",
         headline=f"Your bank refused the payment of {amount}"

@@ -37,7 +37,7 @@ def _remind(account: Account, kind: str, about: datetime, context: dict) -> bool
     try:
         with transaction.atomic():
             Reminder.objects.create(account=account, kind=kind, about=about)
-            notice_send(account=account, **context)
+            notice_send(key=f"reminder:{account.public_id}:{kind}:{about.isoformat()}", account=account, **context)
     except IntegrityError:
         return False  # already sent
     return True

@@ -21,13 +21,14 @@ import logging
 import traceback
 from datetime import UTC, datetime, timedelta
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
 from billing.models import HandlingStatus, StripeEvent, StripeEventHandling
 from billing.stripe.client import stripe_reads_shared
 from billing.stripe.handlers import handlers_for
+from billing.stripe.ordering import customer_serialized
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +36,6 @@ logger = logging.getLogger(__name__)
 LEASE = timedelta(minutes=2)
 MAX_ATTEMPTS = 10  # with the backoff below: retries over about 17 hours, then it waits for a replay
 SWEEP_BATCH = 500
-LOCK_WAIT = timedelta(seconds=30)  # the longest a worker waits for another's event of the same customer
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -77,7 +77,7 @@ def stripe_event_process(*, event_pk: int, retry_gave_up: bool = False) -> bool:
     event = StripeEvent.objects.filter(pk=event_pk).first()
     if event is None or event.processed_at is not None:
         return True
-    with _ordering_lock(event.customer_id or event.object_id or event.stripe_id):
+    with customer_serialized(event.customer_id or event.object_id or event.stripe_id):
         event.refresh_from_db()
         if event.processed_at is not None:
             return True  # another worker finished it while this one waited for the lock
@@ -130,28 +130,6 @@ def _run_handler(event: StripeEvent, handler, retry_gave_up: bool) -> tuple[str,
             next_attempt_at=retry_at,
         )
         return (HandlingStatus.GAVE_UP if gave_up else HandlingStatus.FAILED), retry_at
-
-
-class _ordering_lock:
-    """A session-level advisory lock on one key, held across the handlers' own transactions.
-
-    A worker waits at most `LOCK_WAIT` for another worker's event of the same customer: then the task fails
-    (PostgreSQL's lock_timeout), the worker is free again, and the event, still due, goes to the sweeper."""
-
-    def __init__(self, key: str) -> None:
-        self.key = f"stripe-events:{key}"
-
-    def __enter__(self):
-        with connection.cursor() as cursor:
-            cursor.execute(f"SET lock_timeout = '{int(LOCK_WAIT.total_seconds() * 1000)}ms'")
-            try:
-                cursor.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", [self.key])
-            finally:
-                cursor.execute("RESET lock_timeout")
-
-    def __exit__(self, *exc):
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [self.key])
 
 
 def stripe_events_claim_due(*, limit: int = SWEEP_BATCH) -> list[int]:

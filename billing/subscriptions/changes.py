@@ -15,6 +15,7 @@ from accounts.models import Account
 from accounts.services import audit_record, require_manager
 from billing.models import ScheduledPlanChange
 from billing.stripe.client import idempotent, stripe_client
+from billing.stripe.minimums import due_now_and_carried
 from billing.stripe.objects import stripe_id
 from billing.subscriptions.checkout import plan_price_require_for_sale
 from billing.subscriptions.scheduled import (
@@ -56,6 +57,8 @@ class PlanChangePreview:
     next_invoice_cents: int
     lines: list[PreviewLine] = field(default_factory=list)
     token: str = ""
+    # Under Stripe's minimum charge: nothing is charged now, this is added to the next invoice.
+    carried_forward_cents: int = 0
 
 
 @dataclass(frozen=True)
@@ -145,15 +148,17 @@ def subscription_change_preview(*, account: Account, actor, plan_price: PlanPric
         PreviewLine(line.get("description") or "", line["amount"], bool(_is_proration(line)))
         for line in preview["lines"]["data"]
     ]
+    due_now, carried = due_now_and_carried(amount_due=preview["amount_due"], currency=preview["currency"])
     return PlanChangePreview(
         kind=kind,
         plan_price=plan_price,
         currency=preview["currency"],
-        amount_due_now_cents=preview["amount_due"],
+        amount_due_now_cents=due_now,
+        carried_forward_cents=carried,
         effective_at=datetime.fromtimestamp(proration_date, tz=UTC),
         next_invoice_cents=plan_price.amount_cents * quantity,
         lines=lines,
-        token=_sign(account, current, plan_price, proration_date=proration_date, amount=preview["amount_due"]),
+        token=_sign(account, current, plan_price, proration_date=proration_date, amount=due_now),
     )
 
 

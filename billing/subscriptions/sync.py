@@ -9,6 +9,7 @@ from djstripe import models as djstripe_models
 
 from accounts.models import Account, AccountStatus
 from accounts.services import account_change_status, account_set_plan
+from billing.domain_events import subscription_changed_record, subscription_facts
 from billing.models import (
     DunningCase,
     DunningStatus,
@@ -16,7 +17,13 @@ from billing.models import (
     ScheduledPlanChange,
 )
 from billing.stripe.client import retrieve_or_none, stripe_api_key, stripe_client
-from billing.stripe.objects import account_for_customer, invoice_subscription_id, stripe_object_with_account
+from billing.stripe.objects import (
+    account_for_customer,
+    invoice_subscription_id,
+    stripe_id,
+    stripe_object_with_account,
+)
+from billing.stripe.ordering import customer_serialized
 from billing.subscriptions.selectors import subscription_current, subscription_summary
 
 logger = logging.getLogger(__name__)
@@ -34,11 +41,30 @@ ACCOUNT_STATUS_FOR_SUBSCRIPTION = {
 
 
 def subscription_refresh(*, subscription_id: str) -> Account | None:
-    """Re-read a subscription from Stripe into the mirror and bring its account's status in line."""
+    """Re-read a subscription from Stripe into the mirror and bring its account's status in line.
+
+    Under its customer's lock (the one the event worker holds for an event): a request refreshing after its own
+    write and the worker applying that write's events take turns, each re-reading Stripe inside its turn."""
+    with customer_serialized(_customer_of_subscription(subscription_id)):
+        return _subscription_refresh(subscription_id)
+
+
+def _customer_of_subscription(subscription_id: str) -> str | None:
+    """The customer whose lock a subscription's refresh takes: the mirror's, else Stripe's (a new subscription)."""
+    mirrored = djstripe_models.Subscription.objects.filter(id=subscription_id).values_list("customer_id", flat=True)
+    if customer_id := mirrored.first():
+        return customer_id
+    data = retrieve_or_none(stripe_client().v1.subscriptions, subscription_id)
+    return stripe_id(data.get("customer")) if data else None
+
+
+def _subscription_refresh(subscription_id: str) -> Account | None:
     data, account = stripe_object_with_account(stripe_client().v1.subscriptions, subscription_id, kind="subscription")
     if account is None:
         return None
+    mirrored = djstripe_models.Subscription.objects.filter(id=data["id"]).values_list("stripe_data", flat=True).first()
     djstripe_models.Subscription.sync_from_stripe_data(data, api_key=stripe_api_key())
+    subscription_changed_record(account=account, data=data, before=subscription_facts(mirrored))
     account_sync_status_from_subscription(account=account)
     # An anchor move cuts the open usage period; an upgrade applies to the whole current one; a
     # subscription that stops renewing has its pending overage items billed final (never stranded).

@@ -20,6 +20,7 @@ from billing.usage.periods import (
     usage_context_cached,
     usage_periods_create,
 )
+from billing.usage.thresholds import usage_thresholds_check
 
 MAX_BATCH = 1000
 
@@ -222,6 +223,8 @@ def usage_events_record(*, events: list, caller_account: Account | None, now: da
                 results[event.index] = {"index": event.index, "status": "duplicate"}
             else:
                 results[event.index] = {"index": event.index, "status": "new", "id": event_id}
+
+        usage_thresholds_check(event_ids=[r["id"] for r in results if r and r["status"] == "new"])
 
     counts = {"new": 0, "duplicate": 0, "refused": 0}
     for result in results:

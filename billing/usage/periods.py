@@ -75,6 +75,10 @@ class UsageContext:
                 start = self.started_at
             if self.trial_end and start <= at < self.trial_end < end:
                 end = self.trial_end
+            if self.trial_end and start < self.trial_end <= at:
+                # The trial's end is a boundary even when the anchor moved since (a change to annual after the
+                # trial): a late event from before the move is in the period that began when the trial ended.
+                start = self.trial_end
             if self.ended_at and start <= at < self.ended_at < end:
                 end = self.ended_at
             self._last = (start, end)

@@ -1,5 +1,6 @@
 """Settings shared by every environment; integrations live in their own modules, imported at the end."""
 
+import json
 from pathlib import Path
 
 from config.env import env_bool, env_int, env_list, env_str
@@ -30,10 +31,12 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # serves Redoc/Swagger UI from the app: no CDN
     "django_countries",
     "djstripe",
+    "outbox",
     "accounts",
     "plans",
     "billing",
     "fraud",
+    "events",
 ]
 
 MIDDLEWARE = [
@@ -122,6 +125,20 @@ TOLLBOOTH_INVITATION_DAYS = env_int("TOLLBOOTH_INVITATION_DAYS", 7, minimum=1)
 # Resending an invitation: at most once per this many minutes, and this many sends in all.
 TOLLBOOTH_INVITATION_RESEND_MINUTES = env_int("TOLLBOOTH_INVITATION_RESEND_MINUTES", 5, minimum=0)
 TOLLBOOTH_INVITATION_MAX_SENDS = env_int("TOLLBOOTH_INVITATION_MAX_SENDS", 5, minimum=1)
+
+# Our own domain events out (outbox/, docs/events.md). Platform endpoints receive every account's events:
+# TOLLBOOTH_PLATFORM_WEBHOOKS='[{"url": "https://...", "secret": "whsec_...", "event_types": []}]'.
+TOLLBOOTH_PLATFORM_WEBHOOKS = json.loads(env_str("TOLLBOOTH_PLATFORM_WEBHOOKS", "[]"))
+# Development and tests post webhooks to local receivers; production refuses URLs that reach private addresses.
+TOLLBOOTH_WEBHOOKS_ALLOW_PRIVATE = env_bool("TOLLBOOTH_WEBHOOKS_ALLOW_PRIVATE", False)
+# A broker for internal consumers: RabbitMQ (amqp://...) through kombu; empty: none. Other publishers (Kafka)
+# plug in here by class path (outbox/brokers.py).
+TOLLBOOTH_EVENT_BROKER_URL = env_str("TOLLBOOTH_EVENT_BROKER_URL", "")
+TOLLBOOTH_EVENT_BROKERS = (
+    {"amqp": {"class": "outbox.brokers.AmqpPublisher", "url": TOLLBOOTH_EVENT_BROKER_URL}}
+    if TOLLBOOTH_EVENT_BROKER_URL
+    else {}
+)
 
 # Fraud (fraud/). A decision adds up its signals' scores: allow below REVIEW, review from REVIEW, block from BLOCK.
 FRAUD_REVIEW_SCORE = env_int("FRAUD_REVIEW_SCORE", 50, minimum=1)

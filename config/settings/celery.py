@@ -21,6 +21,10 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Stripe events whose task was lost (broker down at intake, a killed worker) or whose handler's retry is
     # due; every minute, so a handler's first retry (after a minute) is not late. Nothing due: one indexed query.
     "sweep-stripe-events": {"task": "billing.sweep_stripe_events", "schedule": 60.0},
+    # Emails whose send task was lost (broker down, a killed worker) or whose retry after a refusal is due.
+    "send-due-emails": {"task": "outbox.send_due_emails", "schedule": 60.0},
+    # Domain events' webhook and broker deliveries whose task was lost or whose retry is due (Stripe's schedule).
+    "send-due-deliveries": {"task": "outbox.send_due_deliveries", "schedule": 60.0},
     # Usage far above the plan's daily share raises a fraud signal; hourly catches a burst within its day.
     "scan-usage-bursts": {"task": "fraud.scan_usage_bursts", "schedule": 3600.0},
     # Downgrades go onto Stripe within the last hour of their period (DOWNGRADE_LEAD); every 5 minutes

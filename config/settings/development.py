@@ -11,6 +11,7 @@ from config.settings.base import *  # noqa: F403
 from config.settings.base import VAR_DIR
 
 DEBUG = env_bool("DJANGO_DEBUG", True)
+TOLLBOOTH_WEBHOOKS_ALLOW_PRIVATE = env_bool("TOLLBOOTH_WEBHOOKS_ALLOW_PRIVATE", True)  # local receivers
 # Emails on the console as one block each (to, subject, links): config/mail.py.
 EMAIL_BACKEND = env_str("DJANGO_EMAIL_BACKEND", "config.mail.ConsoleSummaryBackend")
 VAR_DIR.mkdir(exist_ok=True)  # the embedded database and the folder broker live here; a fresh clone has no var/

@@ -6,6 +6,7 @@ from config.settings.base import *  # noqa: F403
 from config.settings.base import VAR_DIR
 
 DEBUG = False
+TOLLBOOTH_WEBHOOKS_ALLOW_PRIVATE = True  # the tests' receivers listen on 127.0.0.1
 SECRET_KEY = "test-secret-key-not-secret"
 
 # PostgreSQL always: the suite relies on its locking and constraints. With DATABASE_URL unset the

@@ -14,6 +14,7 @@ from accounts.models import Account, AccountStatus, User
 from accounts.services import account_change_status, account_set_risk_hold, user_set_signup_risk_hold
 from fraud.models import DecidedBy, Decision, RiskAssessment, RiskSignal, Rule
 from fraud.rules import RULE_KINDS
+from outbox.events import event_record
 
 logger = logging.getLogger("fraud")
 
@@ -117,6 +118,17 @@ def decision_apply(
             user_set_signup_risk_hold(user=user, hold=True, actor=actor, reason=reason)
         return  # the account_provisioned receiver applies it to the account when there is one
     account_set_risk_hold(account=account, hold=True, actor=actor, reason=reason)
+    event_record(
+        type="fraud.review_opened",
+        key=f"fraud.review_opened:{account.public_id}:{assessment.pk}",
+        account_id=account.pk,
+        data={
+            "account": str(account.public_id),
+            "stage": assessment.stage,
+            "decision": assessment.decision,
+            "assessment": assessment.pk,
+        },
+    )
     if assessment.decision == Decision.BLOCK:
         current = Account.objects.only("status").get(pk=account.pk).status
         if current in FREEZE_STATUSES or (freeze_to == AccountStatus.BLOCKED and current == AccountStatus.SUSPENDED):

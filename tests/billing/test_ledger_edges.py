@@ -224,6 +224,36 @@ def test_monthly_to_annual_cuts_the_period_and_counts_each_quota_once(merchant):
     _books_equal_the_oracle(merchant)
 
 
+def test_a_late_event_after_a_trial_then_a_move_to_annual_is_in_the_period_the_trial_ended_into(merchant):
+    """Seed 9101 of the simulator: a trial ran out, days later the merchant went annual (the anchor moved to the
+    change), then an event from before the change arrived late. Its period begins at the trial's end, not at
+    the signup (the trial's own days are never billed): under the new anchor's grid alone it began at signup."""
+    start = merchant.start
+    subscription = _subscribe(merchant, trial_period_days=14)
+    trial_end = start + timedelta(days=14)
+    _advance(merchant, trial_end + timedelta(days=2))
+    annual = PlanPrice.objects.get(plan__code="pro", interval="year", currency="usd")
+    merchant.stripe.v1.subscriptions.update(
+        subscription.id,
+        params={"items": [{"id": subscription["items"]["data"][0]["id"], "price": annual.stripe_price_id}]},
+    )
+    subscription_refresh(subscription_id=subscription.id)
+    change = datetime.fromtimestamp(
+        merchant.stripe.v1.subscriptions.retrieve(subscription.id).billing_cycle_anchor, UTC
+    )
+    assert change == trial_end + timedelta(days=2)
+
+    _advance(merchant, change + timedelta(hours=2))
+    assert _report(merchant, "late", 2100, change - timedelta(hours=1))["status"] == "new"
+    [paid] = _periods(merchant)
+    assert (paid.start, paid.end, paid.trial) == (trial_end, change, False)
+
+    merchant.traveller.move_to(paid.end + WINDOW)
+    assert tasks.rate_closed_usage_periods() == 1
+    assert _entry(paid).amount_cents == 100 * 20  # 2,100 - 2,000 tickets at 20c
+    _books_equal_the_oracle(merchant)
+
+
 def test_a_trial_ended_early_is_counted_never_billed_and_the_next_period_starts_at_its_end(merchant):
     start = merchant.start
     subscription = _subscribe(merchant, trial_period_days=14)

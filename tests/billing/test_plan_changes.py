@@ -72,6 +72,26 @@ def test_upgrade_now_charges_the_previewed_proration_to_the_cent(subscriber, str
     assert len(stripe_client.v1.invoices.list(params={"subscription": subscription_id}).data) == 2
 
 
+def test_an_upgrade_worth_less_than_stripes_minimum_charge_is_carried_to_the_next_invoice(subscriber, stripe_client):
+    """Seed 9104 of the simulator: an upgrade an hour before the renewal prorates to a few cents; Stripe charges no
+    invoice under its minimum (50 cents in USD) but adds the amount to the customer's balance. The preview says
+    so instead of promising a charge."""
+    _, start, end = _period(stripe_client, subscriber.account)
+    with time_machine.travel(datetime.fromtimestamp(end - 3600, tz=UTC), tick=False):
+        api = subscriber.api()
+        preview = api.post(PREVIEW, {"plan_price_id": _price("advanced").pk}, format="json").json()
+        remaining = 3600 / (end - start)
+        by_hand = round(19900 * remaining) - round(9900 * remaining)
+        assert 0 < by_hand < 50
+        assert (preview["amount_due_now_cents"], preview["carried_forward_cents"]) == (0, by_hand)
+        result = api.post(CHANGE, {"token": preview["token"]}, format="json").json()
+    invoice = stripe_client.v1.invoices.retrieve(result["invoice"]["id"])
+    assert (invoice.total, invoice.amount_due, invoice.amount_paid, invoice.status) == (by_hand, 0, 0, "paid")
+    assert result["invoice"]["amount_due_cents"] == preview["amount_due_now_cents"]
+    customer = stripe_client.v1.customers.retrieve(invoice.customer)
+    assert customer.balance == by_hand  # owed, collected with the next invoice
+
+
 def test_monthly_to_annual_charges_the_year_less_the_unused_month(subscriber, stripe_client):
     preview = subscription_change_preview(
         account=subscriber.account, actor=subscriber.user, plan_price=_price("pro", "year")

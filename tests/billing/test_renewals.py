@@ -14,6 +14,7 @@ from billing.models import Reminder
 from billing.notices.reminders import reminders_send_due, trials_end_due
 from billing.subscriptions.checkout import checkout_completed, checkout_start
 from billing.subscriptions.selectors import subscription_summary
+from outbox.mail import emails_send_due
 from plans.models import PlanPrice
 
 
@@ -27,6 +28,8 @@ def test_trial_reminders_go_out_once_at_7_days_and_at_1_day(owner):
     _trial_ending_in(owner.account, timedelta(days=6))
     assert reminders_send_due() == 1
     assert reminders_send_due() == 0
+    # The test's transaction never commits, so no send task was queued: beat's relay sends what waits.
+    assert emails_send_due() == 1
     [message] = mail.outbox
     assert message.to == [owner.account.billing_email]
     assert "trial ends on" in message.subject
@@ -50,6 +53,7 @@ def test_a_trial_ending_without_a_plan_suspends_and_keeps_the_data(client, owner
     assert AuditLog.objects.get(action="account.status_changed").reason == "The trial ended without a plan"
     assert Membership.objects.filter(account=owner.account, is_active=True).count() == 2  # data kept
     assert entitlements_for_account(account=owner.account).features == frozenset()
+    emails_send_due()
     assert "trial has ended" in mail.outbox[-1].subject
     page = owner.web(client).get("/dashboard/").content.decode()
     assert "Your free trial has ended" in page and "/pricing/" in page
@@ -92,6 +96,7 @@ def test_annual_renewal_reminders_at_30_and_7_days_and_in_app(client, annual_sub
     assert reminders_send_due(now=renews_at - timedelta(days=20)) == 1
     assert reminders_send_due(now=renews_at - timedelta(days=19)) == 0
     assert reminders_send_due(now=renews_at - timedelta(days=5)) == 1
+    assert emails_send_due() == 2
     assert [m.subject for m in mail.outbox] == [f"Your Pro plan renews on {renews_at:%d %B %Y}"] * 2
     assert "990.00 USD" in mail.outbox[0].body
     annual_subscriber.web(client)

@@ -19,6 +19,7 @@ from io import StringIO
 import pytest
 import requests
 import time_machine
+from django.core import mail
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 from djstripe import models as djstripe_models
@@ -116,16 +117,30 @@ def test_every_event_of_a_checkout_is_applied_with_one_outcome_per_handler(clien
 
 
 def test_a_handler_that_fails_is_retried_alone_and_the_receipt_goes_out_once(client, event_shop, smtp):
-    server = smtp(refuse_first=1)  # the first email of the checkout is the receipt: refused once
+    """The receipt's handler fails once (PostgreSQL refuses its write: a CHECK no row passes, added for the
+    first attempt), is retried alone, and the receipt leaves once, through the outbox after the retry's commit;
+    the SMTP server refuses the first try of it, and the relay sends it again later, once."""
+    from django.db import connection
+
+    from outbox.mail import emails_send_due
+    from outbox.models import EmailStatus, OutgoingEmail
+
+    server = smtp(refuse_first=1)
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE billing_receipt ADD CONSTRAINT refuse_once CHECK (false) NOT VALID")
     subscribe_paying(client, event_shop)
     paid = StripeEvent.objects.get(type="invoice.paid")
     receipt = StripeEventHandling.objects.get(event=paid, handler="on_invoice_paid_dunning")
     assert (receipt.status, receipt.attempts) == (HandlingStatus.FAILED, 1)
-    assert "SMTP" in receipt.last_error
-    assert paid.processed_at is None and not Receipt.objects.exists()  # the failed handler's row rolled back
+    assert "refuse_once" in receipt.last_error
+    # The failed handler's transaction rolled back whole: no receipt row, no email written for it.
+    assert paid.processed_at is None and not Receipt.objects.exists()
+    assert not OutgoingEmail.objects.filter(key__startswith="receipt:").exists()
     others = StripeEventHandling.objects.filter(event=paid).exclude(pk=receipt.pk)
     assert set(others.values_list("status", "attempts")) == {(HandlingStatus.SUCCEEDED, 1)}
 
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE billing_receipt DROP CONSTRAINT refuse_once")
     assert sweep_stripe_events() == 0  # its retry is not due yet
     with time_machine.travel(receipt.next_attempt_at + timedelta(seconds=1)):
         assert sweep_stripe_events() == 1
@@ -136,6 +151,14 @@ def test_a_handler_that_fails_is_retried_alone_and_the_receipt_goes_out_once(cli
     assert set(others.values_list("status", "attempts")) == {(HandlingStatus.SUCCEEDED, 1)}  # not run again
     assert paid.processed_at is not None and paid.next_attempt_at is None
     assert Receipt.objects.filter(account=event_shop.account).count() == 1
+    email = OutgoingEmail.objects.get(key=f"receipt:{paid.object_id}")
+    # Sent after the retry's commit, refused by the SMTP server: it waits for its backoff, then goes once.
+    assert (email.status, email.attempts, server.refused) == (EmailStatus.PENDING, 1, 1)
+    with time_machine.travel(email.next_attempt_at + timedelta(seconds=1)):
+        assert emails_send_due() == 1
+        assert emails_send_due() == 0
+    email.refresh_from_db()
+    assert (email.status, email.attempts) == (EmailStatus.SENT, 2)
     assert [m for m in server.received if "receipt" in m.lower()] and len(server.received) == 1
 
 
@@ -198,8 +221,13 @@ def test_with_the_broker_down_the_intake_still_answers_and_the_sweeper_applies_t
     assert subscription.cancel_at_period_end is True
 
 
-def test_a_handler_that_keeps_failing_gives_up_and_a_replay_finishes_it(client, event_shop, smtp):
-    smtp(refuse_first=1000)  # the mail server refuses everything for now
+def test_a_handler_that_keeps_failing_gives_up_and_a_replay_finishes_it(client, event_shop):
+    from django.db import connection
+
+    from outbox.models import OutgoingEmail
+
+    with connection.cursor() as cursor:  # PostgreSQL refuses the receipt's write, for now
+        cursor.execute("ALTER TABLE billing_receipt ADD CONSTRAINT refuse_for_now CHECK (false) NOT VALID")
     subscribe_paying(client, event_shop)
     paid = StripeEvent.objects.get(type="invoice.paid")
     receipt = StripeEventHandling.objects.get(event=paid, handler="on_invoice_paid_dunning")
@@ -215,14 +243,18 @@ def test_a_handler_that_keeps_failing_gives_up_and_a_replay_finishes_it(client, 
     assert paid.processed_at is None and paid.next_attempt_at is None  # waits for staff
     assert sweep_stripe_events() == 0
 
-    server = smtp(refuse_first=0)  # the mail server is back
+    with connection.cursor() as cursor:  # the database takes it again
+        cursor.execute("ALTER TABLE billing_receipt DROP CONSTRAINT refuse_for_now")
     out = StringIO()
     call_command("replay_stripe_events", "--gave-up", stdout=out)
 
     assert "1 unfinished: 1 now processed, 0 still failing" in out.getvalue()
     receipt.refresh_from_db()
     assert (receipt.status, receipt.attempts) == (HandlingStatus.SUCCEEDED, MAX_ATTEMPTS + 1)
-    assert Receipt.objects.filter(account=event_shop.account).count() == 1 and len(server.received) == 1
+    assert Receipt.objects.filter(account=event_shop.account).count() == 1
+    assert [m.subject for m in mail.outbox if "receipt" in m.subject] == [
+        OutgoingEmail.objects.get(key=f"receipt:{paid.object_id}").subject
+    ]
 
 
 def test_the_replay_command_needs_a_selection(db):
@@ -255,12 +287,13 @@ def test_a_worker_waits_only_so_long_for_another_workers_event_of_the_same_custo
     from django.db import OperationalError, connection
 
     from billing.stripe import events as stripe_events
+    from billing.stripe import ordering
 
     subscribe_paying(client, event_shop)
     paid = StripeEvent.objects.get(type="invoice.paid")
     StripeEvent.objects.filter(pk=paid.pk).update(processed_at=None)
     StripeEventHandling.objects.filter(event=paid).delete()
-    monkeypatch.setattr(stripe_events, "LOCK_WAIT", timedelta(milliseconds=200))
+    monkeypatch.setattr(ordering, "LOCK_WAIT", timedelta(milliseconds=200))
     params = connection.get_connection_params()
     with psycopg.connect(**{k: v for k, v in params.items() if k != "cursor_factory"}, autocommit=True) as other:
         other.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", [f"stripe-events:{paid.customer_id}"])
@@ -271,3 +304,42 @@ def test_a_worker_waits_only_so_long_for_another_workers_event_of_the_same_custo
     # The other worker is done (its session ended): the event is applied now.
     assert stripe_events.stripe_event_process(event_pk=paid.pk) is True
     assert set(paid.handlings.values_list("status", flat=True)) == {HandlingStatus.SUCCEEDED}
+
+
+def test_our_own_events_of_a_checkout_are_recorded_once_whatever_is_applied_again(client, event_shop, stripe_client):
+    """invoice.paid, subscription.changed and account.activated come out of the checkout's Stripe events, in their
+    handlers' transactions; the invoice's handlers run again from scratch (a replay) and nothing is recorded twice:
+    no second event, receipt or email."""
+    from collections import Counter
+
+    from billing.stripe.events import stripe_event_process
+    from outbox.models import DomainEvent, OutgoingEmail
+
+    subscribe_paying(client, event_shop)
+    account = event_shop.account
+
+    def ours():
+        return Counter(DomainEvent.objects.filter(account_id=account.pk).values_list("type", flat=True))
+
+    recorded = ours()
+    assert recorded["invoice.paid"] == 1 and recorded["account.activated"] == 1, recorded
+    assert recorded["subscription.changed"] >= 1 and not recorded["invoice.payment_failed"]
+    paid = StripeEvent.objects.get(type="invoice.paid")
+    invoice = stripe_client.v1.invoices.retrieve(paid.object_id)
+    event = DomainEvent.objects.get(type="invoice.paid")
+    assert event.data == {
+        "account": str(account.public_id),
+        "invoice": invoice.id,
+        "amount_paid": invoice.amount_paid,
+        "currency": invoice.currency,
+        "subscription": invoice.parent.subscription_details.subscription,
+    }
+    changed = DomainEvent.objects.filter(type="subscription.changed").order_by("created_at").last()
+    assert (changed.data["status"], changed.data["plan"]) == ("active", "pro_month"), changed.data
+
+    StripeEvent.objects.filter(pk=paid.pk).update(processed_at=None)
+    StripeEventHandling.objects.filter(event=paid).delete()
+    assert stripe_event_process(event_pk=paid.pk) is True
+    assert ours() == recorded
+    assert Receipt.objects.filter(account=account).count() == 1
+    assert OutgoingEmail.objects.filter(key=f"receipt:{invoice.id}").count() == 1

@@ -182,6 +182,14 @@ def test_a_worker_killed_in_the_middle_of_a_handler_gets_the_event_back_and_its_
     assert list(Receipt.objects.values_list("account_id", "stripe_invoice_id")) == [
         (event_shop.account.pk, paid.object_id)
     ]
+    # The receipt left through the outbox: its own task, queued when the handler committed, on the same worker.
+    from outbox.models import EmailStatus, OutgoingEmail
+
+    wait_for(
+        lambda: OutgoingEmail.objects.filter(key=f"receipt:{paid.object_id}", status=EmailStatus.SENT).exists(),
+        what="the receipt sent from the outbox",
+        log=second.log,
+    )
     assert len(_receipts_emailed(mail_server)) == 1
     moves = AuditLog.objects.filter(account=event_shop.account, action="account.status_changed")
     assert [(move.before, move.after) for move in moves] == [({"status": "trialing"}, {"status": "active"})]

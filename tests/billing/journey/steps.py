@@ -260,8 +260,25 @@ def _change(merchant: Merchant, *, plan: str | None = None, interval: str | None
     result = subscription_change(account=account, actor=merchant.user, token=preview.token)
     if result["kind"] == "upgrade":
         # The preview promised a figure: the invoice must charge it to the cent.
-        assert result["invoice"]["amount_due_cents"] == preview.amount_due_now_cents
+        charged = result["invoice"]["amount_due_cents"]
+        assert charged == preview.amount_due_now_cents, _preview_mismatch(merchant, preview, result)
     merchant.note(f"{result['kind']}:{code}/{target.interval}")
+
+
+def _preview_mismatch(merchant: Merchant, preview, result) -> str:
+    """What a failing seed needs to be understood: the preview's lines, the invoice's, the subscription."""
+    from billing.stripe.client import stripe_client
+
+    client = stripe_client()
+    sub = client.v1.subscriptions.retrieve(merchant.subscription_id)
+    invoice = client.v1.invoices.retrieve(result["invoice"]["id"]) if result["invoice"]["id"] else None
+    lines = [(line.get("description"), line["amount"]) for line in invoice["lines"]["data"]] if invoice else None
+    return (
+        f"preview {preview.amount_due_now_cents} {[(x.description, x.amount_cents) for x in preview.lines]}; "
+        f"invoice {result['invoice']} {lines}; subscription {sub.status} period "
+        f"{sub['items']['data'][0]['current_period_start']}-{sub['items']['data'][0]['current_period_end']} "
+        f"customer balance {client.v1.customers.retrieve(merchant.customer_id).balance}; story {merchant.log[-8:]}"
+    )
 
 
 def _subscription_price(merchant: Merchant) -> str:
