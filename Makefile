@@ -7,7 +7,7 @@ SHELL := bash
 # pip repeats this machine's unreachable find-links folders once per package; the rest of its output stays.
 PIP_QUIET := 2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
 
-.PHONY: run test lint format lock bench bench-fraud bench-journey sandbox clean
+.PHONY: run test lint format lock bench bench-fraud bench-journey bench-webhooks sandbox clean
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ bench-journey: $(STAMP)
 ## bench-fraud: the default fraud rules on a generated population (caught / honest blocked / review, signup p95)
 bench-fraud: $(STAMP)
 	@$(PY) -m bench.fraud_scenarios $(BENCH_ARGS)
+
+## bench-webhooks: Stripe events via gunicorn + a Celery worker: acks/s vs a signature-only view, processed/s, Stripe reads per event, duplicates applied (BENCH_ARGS="--events N --accounts M --clients K")
+bench-webhooks: $(STAMP)
+	@$(PY) -m bench.webhooks $(BENCH_ARGS)
 
 sandbox: $(STAMP)
 	@$(PY) -m sandbox --port $${TOLLBOOTH_SANDBOX_PORT:-12111}
