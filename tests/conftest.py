@@ -76,6 +76,15 @@ def _stripe_is_the_sandbox(sandbox_server):  # noqa: F811
 
 
 @pytest.fixture(autouse=True)
+def _not_inside_a_worker():
+    """An in-process Celery worker (tests/test_celery_worker.py) marks the whole process as a worker's when its pool
+    starts, which may be after start_worker cleared the mark: every later eager `.get()` would then refuse."""
+    from celery._state import _set_task_join_will_block
+
+    _set_task_join_will_block(False)
+
+
+@pytest.fixture(autouse=True)
 def _fresh_cache():
     """Rate-limit counters live in the cache: each test starts with none."""
     from django.core.cache import cache

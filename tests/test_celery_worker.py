@@ -3,7 +3,6 @@
 import time
 
 import pytest
-from celery._state import _set_task_join_will_block
 from celery.contrib.testing.worker import start_worker
 from django.core import mail
 
@@ -23,9 +22,6 @@ def real_worker(transactional_db):
             yield
     finally:
         app.conf.task_always_eager = previous
-        # The solo pool marks the process as a worker's (no result.get() inside a task) when it starts, which
-        # can be after start_worker cleared the mark: clear it again, or the later eager tests' .get() refuse.
-        _set_task_join_will_block(False)
 
 
 @pytest.mark.worker

@@ -29,7 +29,12 @@ def _record(owner, key="test:1"):
         type="account.reactivated",
         key=key,
         account_id=owner.account.pk,
-        data={"account": str(owner.account.public_id), "status": "active", "previous_status": "suspended"},
+        data={
+            "account": str(owner.account.public_id),
+            "status": "active",
+            "previous_status": "suspended",
+            "reason": "paid",
+        },
     )
 
 
