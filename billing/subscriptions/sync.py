@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from django.db import transaction
 from django.utils import timezone
 from djstripe import models as djstripe_models
 
@@ -62,9 +63,11 @@ def _subscription_refresh(subscription_id: str) -> Account | None:
     data, account = stripe_object_with_account(stripe_client().v1.subscriptions, subscription_id, kind="subscription")
     if account is None:
         return None
-    mirrored = djstripe_models.Subscription.objects.filter(id=data["id"]).values_list("stripe_data", flat=True).first()
-    djstripe_models.Subscription.sync_from_stripe_data(data, api_key=stripe_api_key())
-    subscription_changed_record(account=account, data=data, before=subscription_facts(mirrored))
+    with transaction.atomic():  # the mirror's move and its event, together
+        mirror = djstripe_models.Subscription.objects.filter(id=data["id"]).values_list("stripe_data", flat=True)
+        before = subscription_facts(mirror.first())
+        djstripe_models.Subscription.sync_from_stripe_data(data, api_key=stripe_api_key())
+        subscription_changed_record(account=account, data=data, before=before)
     account_sync_status_from_subscription(account=account)
     # An anchor move cuts the open usage period; an upgrade applies to the whole current one; a
     # subscription that stops renewing has its pending overage items billed final (never stranded).
