@@ -54,7 +54,7 @@ class StripeEventAdmin(ReadOnlyAdmin):
     readonly_fields = [*(f.name for f in StripeEvent._meta.fields if f.name != "payload"), "payload_json"]
     fieldsets = [
         (None, {"fields": ["type", "stripe_id", "object_id", "customer_id", "livemode"]}),
-        ("Processing", {"fields": ["stripe_created", "received_at", "processed_at", "next_attempt_at"]}),
+        ("Processing", {"fields": ["stripe_created", "received_at", "processed_at", "next_attempt_at", "covered_by"]}),
         ("Payload (as Stripe sent it)", {"classes": ["collapse"], "fields": ["payload_json"]}),
     ]
     inlines = [StripeEventHandlingInline]
@@ -66,6 +66,8 @@ class StripeEventAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Outcome", ordering="failing")
     def outcome(self, event):
+        if event.processed_at and event.covered_by_id:
+            return "processed (covered by a later event of the same object)"
         if event.processed_at:
             return "processed"
         if event.failing:

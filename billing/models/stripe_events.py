@@ -23,6 +23,11 @@ class StripeEvent(models.Model):
     payload = models.JSONField()
     received_at = models.DateTimeField(default=timezone.now)
     processed_at = models.DateTimeField(null=True, blank=True)  # every handler succeeded (or there were none)
+    # Done by a later event of the same type and object, applied in the same turn: its handlers re-read the
+    # object and did all this one's would have (billing.stripe.events). This one has no outcome rows of its own.
+    covered_by = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="covered", db_index=False
+    )
     # When the sweeper next hands the event to a worker if it is not processed by then: a lease after intake
     # and after each start (a lost task, a killed worker, the broker down), else the earliest handler retry.
     # None once processed, or given up (a handler out of attempts: replayed by staff).
@@ -46,6 +51,7 @@ class HandlingStatus(models.TextChoices):
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed (will be retried)"
     GAVE_UP = "gave_up", "Gave up (replay it)"
+    COVERED = "covered", "Done by a later event of the same object"  # its event's covered_by ran it
 
 
 class StripeEventHandling(models.Model):

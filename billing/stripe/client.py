@@ -42,7 +42,7 @@ _shared_reads: ContextVar[dict | None] = ContextVar("stripe_shared_reads", defau
 def stripe_reads_shared():
     """Inside, `retrieve_or_none` reads each object from Stripe once: every handler of one event (the mirror,
     the ledger, dunning, fraud) sees the same read, and Stripe's rate limit pays for one. A handler that writes
-    to an object uses the object Stripe answers the write with; the next event reads afresh."""
+    to an object uses the object Stripe answers the write with; the next batch of events reads afresh."""
     token = _shared_reads.set({})
     try:
         yield
@@ -70,3 +70,17 @@ def retrieve_or_none(service, object_id: str | None):
     if reads is not None:
         reads[key] = found
     return found
+
+
+def first_in_turn(key: tuple) -> bool:
+    """True the first time `key` is asked for inside one `stripe_reads_shared` (one batch of a customer's events),
+    False after; always True outside one. For work that follows only from an object as read (the same read for
+    the whole batch), which need not be done twice in a turn."""
+    reads = _shared_reads.get()
+    if reads is None:
+        return True
+    marker = ("done", *key)
+    if marker in reads:
+        return False
+    reads[marker] = True
+    return True

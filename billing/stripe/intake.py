@@ -60,10 +60,10 @@ def stripe_webhook(request: HttpRequest, uuid) -> HttpResponse:
         return _refuse(400, "The signature does not match the body.")
     if not _looks_like_an_event(event):
         return _refuse(400, "The body is not a Stripe event.")
-    stored, created = stripe_event_store(payload=event)
+    stored_pk, created = stripe_event_store(payload=event)
     if created:
-        transaction.on_commit(partial(stripe_event_enqueue, stored.pk))  # at once: the row has committed
-    return JsonResponse({"received": True, "id": stored.stripe_id, "duplicate": not created})
+        transaction.on_commit(partial(stripe_event_enqueue, stored_pk))  # at once: the row has committed
+    return JsonResponse({"received": True, "id": event["id"], "duplicate": not created})
 
 
 def _looks_like_an_event(event) -> bool:

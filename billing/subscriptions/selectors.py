@@ -42,8 +42,11 @@ class SubscriptionSummary:
     cancel_at_period_end: bool
 
 
-def subscription_summary(*, account: Account) -> SubscriptionSummary | None:
-    subscription = subscription_current(account=account)
+def subscription_summary(
+    *, account: Account, subscription: djstripe_models.Subscription | None = None
+) -> SubscriptionSummary | None:
+    """The account's current subscription in our terms (`subscription`: the current one, when the caller has it)."""
+    subscription = subscription or subscription_current(account=account)
     if subscription is None:
         return None
     data = subscription.stripe_data

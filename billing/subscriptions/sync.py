@@ -17,7 +17,8 @@ from billing.models import (
     PlanChangeStatus,
     ScheduledPlanChange,
 )
-from billing.stripe.client import retrieve_or_none, stripe_api_key, stripe_client
+from billing.stripe.client import first_in_turn, retrieve_or_none, stripe_client
+from billing.stripe.mirror import mirror_sync
 from billing.stripe.objects import (
     account_for_customer,
     invoice_subscription_id,
@@ -65,10 +66,16 @@ def _subscription_refresh(subscription_id: str) -> Account | None:
         return None
     with transaction.atomic():  # the mirror's move and its event, together
         mirror = djstripe_models.Subscription.objects.filter(id=data["id"]).values_list("stripe_data", flat=True)
-        before = subscription_facts(mirror.first())
-        djstripe_models.Subscription.sync_from_stripe_data(data, api_key=stripe_api_key())
-        subscription_changed_record(account=account, data=data, before=before)
+        stored = mirror.first()
+        moved = mirror_sync(djstripe_models.Subscription, data, stored=stored)
+        if moved:
+            subscription_changed_record(account=account, data=data, before=subscription_facts(stored))
+    # The status always (dunning or a plan change may have moved since the last refresh, even in this turn).
     account_sync_status_from_subscription(account=account)
+    if not first_in_turn(("subscription followed", data["id"])) and not moved:
+        # Refreshed before in this batch of events, from this same read: the usage periods and the ledger
+        # follow the subscription alone (no handler of the batch moves them), and they followed it then.
+        return account
     # An anchor move cuts the open usage period; an upgrade applies to the whole current one; a
     # subscription that stops renewing has its pending overage items billed final (never stranded).
     from billing.ledger.rehome import ledger_entries_rehome_stranded
@@ -86,7 +93,7 @@ def invoice_refresh(*, invoice_id: str) -> Account | None:
     subscription_id = invoice_subscription_id(data)
     if subscription_id:
         subscription_refresh(subscription_id=subscription_id)
-    djstripe_models.Invoice.sync_from_stripe_data(data, api_key=stripe_api_key())
+    mirror_sync(djstripe_models.Invoice, data)
     return account
 
 
@@ -114,7 +121,7 @@ def account_sync_status_from_subscription(*, account: Account) -> Account:
     if subscription is None:
         return account
     status = subscription.stripe_data.get("status")
-    summary = subscription_summary(account=account)
+    summary = subscription_summary(account=account, subscription=subscription)
     downgrade_pending = ScheduledPlanChange.objects.filter(
         account=account, status=PlanChangeStatus.APPLIED, effective_at__gt=timezone.now()
     ).exists()  # a downgrade put on Stripe ahead of the boundary: the paid-for plan stays in force until then
@@ -140,5 +147,5 @@ def customer_refresh(*, customer_id: str) -> Account | None:
     account = account_for_customer(customer_id) if data and not data.get("deleted") else None
     if account is None:
         return None
-    djstripe_models.Customer.sync_from_stripe_data(data, api_key=stripe_api_key())
+    mirror_sync(djstripe_models.Customer, data)
     return account

@@ -13,6 +13,7 @@ import hmac
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import timedelta
 from io import StringIO
 
@@ -26,6 +27,7 @@ from djstripe import models as djstripe_models
 
 from accounts.models import AccountStatus
 from billing.models import HandlingStatus, Receipt, StripeEvent, StripeEventHandling
+from billing.stripe import events as stripe_events
 from billing.stripe.events import MAX_ATTEMPTS
 from billing.stripe.intake import MAX_BODY_BYTES
 from billing.tasks import sweep_stripe_events
@@ -187,28 +189,35 @@ def test_concurrent_deliveries_for_one_subscription_end_in_stripes_latest_state(
     assert stripe_client.v1.subscriptions.retrieve(subscription.id).cancel_at_period_end is False
 
 
-def test_with_the_broker_down_the_intake_still_answers_and_the_sweeper_applies_the_event(
-    client, event_shop, settings, stripe_client
-):
-    subscribe_paying(client, event_shop)
-    settings.CELERY_TASK_ALWAYS_EAGER = False
+@contextmanager
+def _broker_down(settings):
+    """Queueing fails at once inside (nothing listens at the broker's address): events wait in PostgreSQL."""
     from config.celery import app
 
+    settings.CELERY_TASK_ALWAYS_EAGER = False
     app.conf.task_always_eager = False
     broker = app.conf.broker_url
-    app.conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens there: queueing fails at once
+    app.conf.broker_url = "redis://127.0.0.1:1/0"
     app.conf.task_publish_retry = False
     app.amqp._producer_pool = None  # no pooled connection to the real broker from an earlier test
     try:
-        subscription = djstripe_models.Subscription.objects.get(customer__subscriber=event_shop.account)
-        stripe_client.v1.subscriptions.update(subscription.id, params={"cancel_at_period_end": True})
-        sandbox_flush(event_shop.sandbox)  # delivered and answered 2xx (the sandbox would retry anything else)
+        yield
     finally:
         app.conf.task_always_eager = True
         app.conf.broker_url = broker
         app.conf.task_publish_retry = True
         app.amqp._producer_pool = None
         settings.CELERY_TASK_ALWAYS_EAGER = True
+
+
+def test_with_the_broker_down_the_intake_still_answers_and_the_sweeper_applies_the_event(
+    client, event_shop, settings, stripe_client
+):
+    subscribe_paying(client, event_shop)
+    with _broker_down(settings):
+        subscription = djstripe_models.Subscription.objects.get(customer__subscriber=event_shop.account)
+        stripe_client.v1.subscriptions.update(subscription.id, params={"cancel_at_period_end": True})
+        sandbox_flush(event_shop.sandbox)  # delivered and answered 2xx (the sandbox would retry anything else)
     waiting = StripeEvent.objects.filter(type="customer.subscription.updated", processed_at=None)
     assert waiting.count() == 1 and waiting.get().next_attempt_at > timezone.now()
     subscription.refresh_from_db()
@@ -219,6 +228,42 @@ def test_with_the_broker_down_the_intake_still_answers_and_the_sweeper_applies_t
     assert not StripeEvent.objects.filter(processed_at=None).exists()
     subscription.refresh_from_db()
     assert subscription.cancel_at_period_end is True
+
+
+def test_a_customers_waiting_events_are_applied_in_one_turn_and_an_objects_older_updates_are_covered(
+    client, event_shop, settings, stripe_client
+):
+    """Three updates of one subscription wait (the worker fell behind): the first one's task applies them all in
+    one turn of the customer's lock, with one read of the subscription; the last update runs its handler, the
+    two before it are done by it (covered), and the mirror is Stripe's latest."""
+    subscribe_paying(client, event_shop)
+    subscription = djstripe_models.Subscription.objects.get(customer__subscriber=event_shop.account)
+    with _broker_down(settings):
+        for n in range(3):
+            stripe_client.v1.subscriptions.update(subscription.id, params={"metadata": {"round": str(n)}})
+        sandbox_flush(event_shop.sandbox)
+    waiting = list(StripeEvent.objects.filter(processed_at=None).order_by("stripe_created", "pk"))
+    assert [e.type for e in waiting] == ["customer.subscription.updated"] * 3
+    event_shop.sandbox.request("POST", "/_sandbox/requests", {"reset": "true"}, api_key=None)
+
+    assert stripe_events.stripe_event_process(event_pk=waiting[0].pk) is True
+
+    counts = event_shop.sandbox.request("GET", "/_sandbox/requests", api_key=None).body["counts"]
+    assert counts.get("GET /v1/subscriptions/<sub_id>") == 1, counts
+    assert not StripeEvent.objects.filter(processed_at=None).exists()
+    last = waiting[-1]
+    assert dict(StripeEventHandling.objects.filter(event=last).values_list("handler", "status")) == {
+        "on_subscription_changed": HandlingStatus.SUCCEEDED
+    }
+    for older in waiting[:-1]:
+        older.refresh_from_db()
+        assert older.covered_by_id == last.pk and not older.handlings.exists()
+    subscription.refresh_from_db()
+    assert subscription.metadata == stripe_client.v1.subscriptions.retrieve(subscription.id).metadata.to_dict()
+    assert subscription.metadata["round"] == "2"
+    # Their own tasks, arriving afterwards, find them done.
+    assert all(stripe_events.stripe_event_process(event_pk=e.pk) for e in waiting)
+    assert StripeEventHandling.objects.filter(event__in=waiting).count() == 1
 
 
 def test_a_handler_that_keeps_failing_gives_up_and_a_replay_finishes_it(client, event_shop):
@@ -286,7 +331,6 @@ def test_a_worker_waits_only_so_long_for_another_workers_event_of_the_same_custo
     import psycopg
     from django.db import OperationalError, connection
 
-    from billing.stripe import events as stripe_events
     from billing.stripe import ordering
 
     subscribe_paying(client, event_shop)

@@ -171,8 +171,9 @@ def test_a_worker_killed_in_the_middle_of_a_handler_gets_the_event_back_and_its_
 
     second = workers("second")
     wait_for(_all_processed, what="every event of the checkout processed", log=second.log)
-
-    assert interrupted in second.tasks("succeeded")  # the broker's redelivery, not the sweeper's
+    # The broker hands the killed worker's task back (not the sweeper); the event may have been applied before
+    # it comes, in the batch of another task of the same customer: then it finds it done.
+    wait_for(lambda: interrupted in second.tasks("succeeded"), what="the interrupted task redelivered", log=second.log)
     assert _outcomes(paid) == {
         "on_invoice_changed": (SUCCEEDED, 1),
         "on_invoice_paid_settle_ledger": (SUCCEEDED, 1),
@@ -270,7 +271,14 @@ def test_two_workers_applying_two_events_of_one_customer_at_once_end_in_stripes_
     )
 
     assert len(one.tasks("succeeded")) == 1 and len(two.tasks("succeeded")) == 1  # one event each
-    assert {tuple(_outcomes(event).values()) for event in updates} == {((SUCCEEDED, 1),)}
+    # Each applied once: with an outcome of its own, or (the first one, when the second was stored before the
+    # first worker took its customer's batch) covered by the second's run, which re-read the same subscription.
+    for event in updates:
+        assert tuple(_outcomes(event).values()) == ((SUCCEEDED, 1),) or (
+            not _outcomes(event)
+            and event.covered_by in updates
+            and event.stripe_created <= event.covered_by.stripe_created
+        )
     subscription.refresh_from_db()
     assert subscription.cancel_at_period_end is False
     assert stripe_client.v1.subscriptions.retrieve(subscription.id).cancel_at_period_end is False
