@@ -23,8 +23,8 @@ What it does, and why:
   product's whole middleware stack, in the same gunicorn.
 - One run, same stream: first the baseline (the worker idle), then our intake with the worker applying the events
   as they are acknowledged, on the same 2 cores, as one production box would; the worker runs at a lower
-  priority (`--worker-nice`, 10 by default): acknowledging Stripe comes first, applying catches up. Acks/s counts every answer
-  (re-sends too); latency is each POST's round trip at the client.
+  priority (`--worker-nice`, 10 by default): acknowledging Stripe comes first, applying catches up. Acks/s
+  counts every answer (re-sends too); latency is each POST's round trip at the client.
 - Processed events/s: the unique events over the time from the first ack to the last `processed_at`, polled in the
   database. Stripe reads per event: the sandbox's GET requests from just before our intake's run until every event
   is applied, over the events applied (the bench reads nothing from Stripe meanwhile).
