@@ -108,9 +108,8 @@ class Processes:
         self._start("gunicorn", command, self.env)
         self._wait("gunicorn", lambda: _port_answers(port))
 
-    def worker(self, *, concurrency: int, nice: int = 0) -> None:
-        command = ["nice", "-n", str(nice)] if nice else []
-        command += [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "prefork"]
+    def worker(self, *, concurrency: int) -> None:
+        command = [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "prefork"]
         command += ["--concurrency", str(concurrency), "-n", "whbench@%h", "--loglevel", "INFO"]
         command += ["--without-gossip", "--without-mingle", "--without-heartbeat"]  # one worker: nobody to talk to
         self._start("worker", command, self.env)
