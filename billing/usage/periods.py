@@ -70,7 +70,9 @@ class UsageContext:
         subscription's start, its trial's end and its end. Stored periods clip it further (ingest)."""
         # Most events of a batch fall in the same period: reuse the last answer when it fits.
         if self._last is None or not (self._last[0] <= at < self._last[1]):
-            start, end = period_bounds(anchor=self.anchor, at=at)
+            start, end = period_bounds(anchor=self._anchor_at(at), at=at)
+            if at < self.anchor < end:
+                end = self.anchor  # the anchor moved there: the period it was in ends at the move
             if self.started_at and start < self.started_at <= at:
                 start = self.started_at
             if self.trial_end and start <= at < self.trial_end < end:
@@ -83,6 +85,18 @@ class UsageContext:
                 end = self.ended_at
             self._last = (start, end)
         return self._last
+
+    def _anchor_at(self, at: datetime) -> datetime:
+        """The anchor the subscription's grid had at `at`. A move (monthly <-> annual: Stripe puts the anchor at the
+        change) leaves no trace of the grid before it but the subscription's start, or its trial's end: a late
+        event from before the move belongs to the period of that grid, cut at the move, not to one counted
+        backwards from the new anchor (that was a month ending at the move, starting days before the real one)."""
+        moved = self.started_at is not None and self.started_at < self.anchor != self.trial_end
+        if not moved or at >= self.anchor:
+            return self.anchor
+        if self.trial_end and self.trial_end <= at:
+            return self.trial_end
+        return self.started_at
 
     def in_trial(self, at: datetime) -> bool:
         return bool(self.trial_end and at < self.trial_end)
